@@ -1,0 +1,1 @@
+"""Pure breaker logic: no Django, Redis or Celery imports; time is always an argument."""

@@ -1,0 +1,65 @@
+"""A validated, frozen breaker policy: thresholds, window and waits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+class PolicyError(ValueError):
+    """A policy value is out of range; the message names the field and the allowed range."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    window_seconds: int = 10
+    minimum_calls: int = 10
+    failure_rate: float = 50.0  # percent
+    slow_call_seconds: float = 5.0
+    slow_call_rate: float = 100.0  # percent
+    open_seconds: float = 5.0
+    max_open_seconds: float = 300.0
+    probes: int = 3
+    evaluate_every: float = 1.0
+
+    # field -> (low, high), both inclusive
+    RANGES = {
+        "window_seconds": (1, 3600),
+        "minimum_calls": (1, 1_000_000),
+        "failure_rate": (1.0, 100.0),
+        "slow_call_seconds": (0.001, 3600.0),
+        "slow_call_rate": (1.0, 100.0),
+        "open_seconds": (0.1, 86400.0),
+        "max_open_seconds": (0.1, 86400.0),
+        "probes": (1, 100),
+        "evaluate_every": (0.1, 3600.0),
+    }
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            low, high = self.RANGES[field.name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise PolicyError(f"{field.name} must be a number between {low} and {high}, got {value!r}")
+            if field.type == "int" and not float(value).is_integer():
+                raise PolicyError(f"{field.name} must be a whole number between {low} and {high}, got {value!r}")
+            if not low <= value <= high:
+                raise PolicyError(f"{field.name} must be between {low} and {high}, got {value!r}")
+        if self.max_open_seconds < self.open_seconds:
+            raise PolicyError(
+                f"max_open_seconds ({self.max_open_seconds}) must be at least open_seconds ({self.open_seconds})"
+            )
+
+    @classmethod
+    def from_strings(cls, values: dict[str, str | None]) -> Policy:
+        """Build from text (environment variables); unset values keep their defaults."""
+        kwargs: dict[str, float | int] = {}
+        for field in fields(cls):
+            text = values.get(field.name)
+            if text is None or text == "":
+                continue
+            try:
+                kwargs[field.name] = int(text) if field.type == "int" else float(text)
+            except ValueError:
+                low, high = cls.RANGES[field.name]
+                raise PolicyError(f"{field.name} must be a number between {low} and {high}, got {text!r}") from None
+        return cls(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,104 @@
+"""Time-based sliding windows of call outcomes.
+
+Algorithm (after Resilience4j's SlidingTimeWindowMetrics): the last ``window_seconds`` seconds
+are a ring of one-second buckets plus a running total. Recording adds to the bucket of the
+current second and to the total. When time moves on, each bucket that falls out of the window
+is subtracted from the total and zeroed before it is reused (subtract-on-evict), so recording
+and reading cost O(1) amortised and memory is O(window_seconds), whatever the call rate.
+
+The aggregator keeps the same buckets in Redis (one hash field per second and counter);
+``counts_from_buckets`` sums those for the evaluator with the same rule for what is inside
+the window: bucket ``b`` counts at time ``now`` when ``now - window_seconds < b <= now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Outcome(str, Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SLOW = "slow"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class Counts:
+    calls: int = 0
+    failures: int = 0
+    slow: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.calls + other.calls, self.failures + other.failures, self.slow + other.slow)
+
+    def __sub__(self, other: Counts) -> Counts:
+        return Counts(self.calls - other.calls, self.failures - other.failures, self.slow - other.slow)
+
+    def failure_rate(self, minimum_calls: int) -> float | None:
+        """Failures per call (0..1), or None below ``minimum_calls``: "not enough data" is not 0 %."""
+        if self.calls < minimum_calls or self.calls == 0:
+            return None
+        return self.failures / self.calls
+
+    def slow_rate(self, minimum_calls: int) -> float | None:
+        if self.calls < minimum_calls or self.calls == 0:
+            return None
+        return self.slow / self.calls
+
+
+def counts_of(outcome: Outcome, slow: bool = False) -> Counts:
+    """The counts one call adds: ignored calls add nothing; a slow call may also be a failure."""
+    if outcome is Outcome.IGNORED:
+        return Counts()
+    return Counts(
+        calls=1,
+        failures=1 if outcome is Outcome.FAILURE else 0,
+        slow=1 if slow or outcome is Outcome.SLOW else 0,
+    )
+
+
+def counts_from_buckets(buckets: Iterable[tuple[int, Counts]], now: float, window_seconds: int) -> Counts:
+    """Sum the buckets (second, counts) that lie inside the window ending at ``now``."""
+    newest = int(now)
+    total = Counts()
+    for second, counts in buckets:
+        if newest - window_seconds < second <= newest:
+            total = total + counts
+    return total
+
+
+class TimeWindow:
+    """The in-process ring of one-second buckets; not thread-safe (callers hold a lock)."""
+
+    def __init__(self, window_seconds: int) -> None:
+        self.window_seconds = window_seconds
+        self._buckets = [Counts()] * window_seconds
+        self._total = Counts()
+        self._newest = -1
+
+    def record(self, counts: Counts, now: float) -> None:
+        self._advance(int(now))
+        slot = int(now) % self.window_seconds
+        self._buckets[slot] = self._buckets[slot] + counts
+        self._total = self._total + counts
+
+    def counts(self, now: float) -> Counts:
+        self._advance(int(now))
+        return self._total
+
+    def reset(self) -> None:
+        self.__init__(self.window_seconds)  # type: ignore[misc]
+
+    def _advance(self, second: int) -> None:
+        if second <= self._newest:
+            return
+        # Evict every slot whose second left the window; at most window_seconds slots.
+        first_to_clear = max(self._newest + 1, second - self.window_seconds + 1)
+        for s in range(first_to_clear, second + 1):
+            slot = s % self.window_seconds
+            self._total = self._total - self._buckets[slot]
+            self._buckets[slot] = Counts()
+        self._newest = second

@@ -1,0 +1,261 @@
+"""The breaker of one process: records outcomes, knows targets and states, syncs with Redis.
+
+The query path only touches memory: a lock, a dict and a few integers. A background thread
+(one per process, restarted in forked children) flushes the gathered outcomes to Redis in one
+pipeline every BREAKER_SYNC_SECONDS, reads back the states and generations of the aliases this
+process uses, and reloads the active candidate of an alias whose generation moved on. A
+pool-reset message on Redis pub/sub only wakes that thread early: a process that misses it
+still catches up on its next poll. When Redis cannot be reached the breaker fails open: queries
+run unprotected, outcomes of the last window are kept for later, and one log line says so.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+
+from ..core.classify import classify
+from ..core.machine import REJECTING_STATES
+from ..core.policy import Policy
+from ..core.window import Counts, Outcome
+from ..store import RedisBreakerStore, StateRecord, StoreUnavailableError
+from ..store.base import OutcomeBatch
+from ..store.redis_store import POOL_RESET_CHANNEL
+from .errors import BreakerOpenError
+from .target import Target, load_target
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_ALIAS_RECHECK = 5.0  # seconds before asking the control DB again about an unknown alias
+
+
+class BreakerRuntime:
+    def __init__(self, redis_url: str, policy: Policy, sync_seconds: float, enabled: bool = True) -> None:
+        self.enabled = enabled  # False: follow targets only; no recording, no rejecting, no Redis
+        self.redis_url = redis_url
+        self.policy = policy
+        self.sync_seconds = sync_seconds
+        self.targets: dict[str, Target] = {}
+        self.states: dict[str, StateRecord] = {}
+        self._unregistered: dict[str, float] = {}  # alias -> when the control DB said "unknown"
+        self._after_fork()
+
+    def _after_fork(self) -> None:
+        """Fresh per-process parts: threads and sockets do not survive fork."""
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int, int], list[int]] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._store_down = False
+        self.store = RedisBreakerStore.from_url(self.redis_url, timeout=1.0, retries=0)
+
+    # --- query path: memory only -------------------------------------------------------
+
+    def target(self, alias: str) -> Target | None:
+        """The alias's target of the latest generation this process knows; loaded on first use."""
+        target = self.targets.get(alias)
+        if target is None and time.monotonic() - self._unregistered.get(alias, -UNKNOWN_ALIAS_RECHECK) >= UNKNOWN_ALIAS_RECHECK:
+            target = load_target(alias)
+            if target is None:
+                self._unregistered[alias] = time.monotonic()
+            else:
+                target = self.targets.setdefault(alias, target)
+        if self._thread is None and self.enabled:
+            self._ensure_sync_thread()
+        return target
+
+    def reject_if_open(self, alias: str) -> None:
+        record = self.states.get(alias)
+        if record is not None and record.state in REJECTING_STATES:
+            retry_after = max(0.0, record.open_until - time.time()) if record.open_until else None
+            raise BreakerOpenError(alias, retry_after, record.reason)
+
+    def record(self, alias: str, generation: int, outcome: Outcome, duration: float) -> None:
+        if outcome is Outcome.IGNORED:
+            return
+        slow = outcome is Outcome.SLOW or duration >= self.policy.slow_call_seconds
+        key = (alias, generation, int(time.time()))
+        with self._lock:
+            counts = self._pending.get(key)
+            if counts is None:
+                counts = self._pending[key] = [0, 0, 0]
+            counts[0] += 1
+            if outcome is Outcome.FAILURE:
+                counts[1] += 1
+            if slow:
+                counts[2] += 1
+        if self._thread is None:
+            self._ensure_sync_thread()
+
+    def record_error(self, alias: str, generation: int, exc: BaseException, duration: float) -> None:
+        self.record(alias, generation, classify(exc), duration)
+
+    # --- background sync ---------------------------------------------------------------
+
+    def _ensure_sync_thread(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="breaker-sync", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        pubsub = None
+        while not self._stop.is_set():
+            try:
+                if pubsub is None:
+                    pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(POOL_RESET_CHANNEL)
+                message = pubsub.get_message(timeout=self.sync_seconds)
+                if message is not None:
+                    self._on_pool_reset_hint(message.get("data"))
+                self.sync()
+            except Exception as exc:  # the one place that decides to swallow store trouble
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:
+                        pass
+                    pubsub = None
+                self._fail_open(exc)
+                self._stop.wait(self.sync_seconds)
+            finally:
+                # This thread's control-DB connection must not outlive its use.
+                connections.close_all()
+
+    def _on_pool_reset_hint(self, data: object) -> None:
+        try:
+            message = json.loads(data)  # type: ignore[arg-type]
+            alias, generation = message["alias"], int(message["generation"])
+        except (TypeError, ValueError, KeyError) as exc:
+            logger.warning("ignored a malformed pool-reset message: %s", exc)
+            return
+        if alias in self.targets:
+            logger.info("pool-reset hint for %s (generation %s)", alias, generation)
+
+    def sync(self) -> None:
+        """Flush gathered outcomes, then refresh states and targets. Raises StoreUnavailableError."""
+        self.flush()
+        aliases = list(self.targets)
+        if not aliases:
+            return
+        records = self.store.states(aliases)
+        self.states = records
+        for alias, record in records.items():
+            target = self.targets.get(alias)
+            if target is not None and record.generation > target.generation:
+                self._reload_target(alias, target)
+        if self._store_down:
+            self._store_down = False
+            logger.warning("breaker store %s is reachable again: protection resumed", self._safe_url())
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        now = time.time()
+        batches: dict[tuple[str, int], dict[int, Counts]] = {}
+        for (alias, generation, second), (calls, failures, slow) in pending.items():
+            batches.setdefault((alias, generation), {})[second] = Counts(calls, failures, slow)
+        try:
+            self.store.record(
+                [OutcomeBatch(alias, gen, buckets) for (alias, gen), buckets in batches.items()],
+                now,
+                ttl=self.policy.window_seconds * 2 + 60,
+            )
+        except StoreUnavailableError:
+            self._keep_for_later(pending, now)
+            raise
+
+    def _keep_for_later(self, pending: dict[tuple[str, int, int], list[int]], now: float) -> None:
+        """Put unflushed outcomes back, dropping those that left the window meanwhile."""
+        oldest = int(now) - self.policy.window_seconds
+        with self._lock:
+            for key, counts in pending.items():
+                if key[2] <= oldest:
+                    continue
+                merged = self._pending.setdefault(key, [0, 0, 0])
+                for index, value in enumerate(counts):
+                    merged[index] += value
+
+    def _reload_target(self, alias: str, old: Target) -> None:
+        try:
+            new = load_target(alias)
+        except DatabaseError as exc:
+            logger.error("alias %s: generation moved on but the control DB cannot be read: %s", alias, exc)
+            return
+        if new is not None and new.generation > old.generation:
+            self.targets[alias] = new  # one assignment: threads see the old or the new snapshot
+            logger.warning(
+                "alias %s: generation %s -> %s, connections move from %s to %s",
+                alias,
+                old.generation,
+                new.generation,
+                old.address,
+                new.address,
+            )
+
+    def _fail_open(self, exc: Exception) -> None:
+        # A stale "open" must not keep rejecting queries while nobody can close it.
+        self.states = {}
+        if not self._store_down:
+            self._store_down = True
+            logger.error(
+                "breaker store %s unreachable (%s): queries run unprotected until it returns",
+                self._safe_url(),
+                exc,
+            )
+
+    def _safe_url(self) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.redis_url)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+
+_runtime: BreakerRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> BreakerRuntime:
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = BreakerRuntime(
+                    settings.REDIS_URL,
+                    settings.BREAKER_POLICY,
+                    settings.BREAKER_SYNC_SECONDS,
+                    enabled=settings.BREAKER_ENABLED,
+                )
+    return _runtime
+
+
+def _reset_in_child() -> None:
+    if _runtime is not None:
+        _runtime._after_fork()
+
+
+def _flush_at_exit() -> None:
+    if _runtime is not None:
+        try:
+            _runtime.flush()
+        except Exception:
+            pass
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
+atexit.register(_flush_at_exit)

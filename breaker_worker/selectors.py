@@ -1,0 +1,47 @@
+"""Read-only views of breakers for commands and the admin."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+from .models import TenantDatabase
+from .services import get_store
+
+
+def breaker_statuses(aliases: list[str] | None = None, now: float | None = None) -> list[dict[str, object]]:
+    """Live status of registered aliases (all, or those named), one dict per alias."""
+    now = time.time() if now is None else now
+    policy = settings.BREAKER_POLICY
+    databases = TenantDatabase.objects.select_related("active_candidate").order_by("alias")
+    if aliases:
+        databases = databases.filter(alias__in=aliases)
+    databases = list(databases)
+    store = get_store()
+    names = [d.alias for d in databases]
+    records = store.states(names)
+    views = store.views(names, now, policy.window_seconds)
+    statuses = []
+    for database in databases:
+        record, counts = records[database.alias], views[database.alias].counts
+        candidate = database.active_candidate
+        statuses.append(
+            {
+                "alias": database.alias,
+                "tenant_id": database.tenant_id,
+                "state": record.state.value,
+                "failure_rate": counts.failure_rate(policy.minimum_calls),
+                "calls": counts.calls,
+                "failures": counts.failures,
+                "slow_calls": counts.slow,
+                "host": candidate.host if candidate else None,
+                "port": candidate.port if candidate else None,
+                "generation": database.generation,
+                "epoch": record.epoch,
+                "reason": record.reason,
+                "since": record.since or None,
+                "retry_after": max(0.0, record.open_until - now) if record.state.value == "open" else None,
+            }
+        )
+    return statuses

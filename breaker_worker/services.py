@@ -1,0 +1,293 @@
+"""The only code that changes breaker state: registration, evaluation, failover, probes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import unquote, urlsplit
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+from .core.machine import State, check_transition, decide, open_wait
+from .core.window import Counts
+from .db.probe import run_probe
+from .models import ALIAS_PATTERN, BreakerEvent, Candidate, Tenant, TenantDatabase
+from .store import RedisBreakerStore, StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidConfigError(ValueError):
+    """User input that cannot be stored; the message says which part and why."""
+
+
+@functools.cache
+def get_store() -> RedisBreakerStore:
+    # Tasks and commands may wait a little for Redis; the query path never uses this client.
+    return RedisBreakerStore.from_url(settings.REDIS_URL, timeout=3.0, retries=1)
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    host: str
+    port: int
+    name: str
+    user: str
+    password: str
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}/{self.name}"
+
+
+def parse_database_url(url: str) -> CandidateSpec:
+    """postgres://USER:PASSWORD@HOST:PORT/DBNAME -> CandidateSpec; errors never echo a password."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise InvalidConfigError(f"malformed database URL ({_redact(url)}): {exc}") from None
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise InvalidConfigError(f"database URL must start with postgres:// ({_redact(url)})")
+    if not parts.hostname:
+        raise InvalidConfigError(f"database URL has no host ({_redact(url)})")
+    if not 1 <= port <= 65535:
+        raise InvalidConfigError(f"port must be between 1 and 65535, got {port} ({_redact(url)})")
+    name = unquote(parts.path.lstrip("/"))
+    if not name or "/" in name:
+        raise InvalidConfigError(f"database URL needs one database name after the port ({_redact(url)})")
+    if not parts.username:
+        raise InvalidConfigError(f"database URL has no user ({_redact(url)})")
+    return CandidateSpec(parts.hostname, port, name, unquote(parts.username), unquote(parts.password or ""))
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def tenant_id_of(alias: str) -> int:
+    match = re.match(ALIAS_PATTERN, alias)
+    if match is None:
+        raise InvalidConfigError(
+            f"alias {alias!r} must be <tenant id>-<name>, a number, a dash and letters/digits/_, e.g. 1-default"
+        )
+    return int(match["tenant"])
+
+
+def register_alias(alias: str, urls: list[str], probe_sql: str | None = None) -> TenantDatabase:
+    """Create or replace an alias: the first URL is its active candidate, the rest fail-over ones.
+    Everything is validated before anything is written."""
+    tenant_id = tenant_id_of(alias)
+    if not urls:
+        raise InvalidConfigError("give at least one database URL")
+    specs = [parse_database_url(url) for url in urls]
+    if probe_sql is not None and not probe_sql.strip():
+        raise InvalidConfigError("the probe query must not be empty")
+    with transaction.atomic():
+        tenant, _ = Tenant.objects.get_or_create(id=tenant_id)
+        database, created = TenantDatabase.objects.select_for_update().get_or_create(
+            alias=alias, defaults={"tenant": tenant}
+        )
+        database.active_candidate = None
+        database.save(update_fields=["active_candidate"])
+        database.candidates.all().delete()
+        candidates = [
+            Candidate.objects.create(database=database, position=index, **spec.__dict__)
+            for index, spec in enumerate(specs)
+        ]
+        database.active_candidate = candidates[0]
+        if not created:
+            database.generation += 1  # processes connected to the old config must reconnect
+        if probe_sql is not None:
+            database.probe_sql = probe_sql
+        database.save()
+    announce_generation(database)
+    return database
+
+
+def announce_generation(database: TenantDatabase) -> None:
+    """Mirror the generation to Redis and hint every process to reconnect."""
+    store = get_store()
+    store.advance_generation(database.alias, database.generation)
+    store.publish_pool_reset(database.alias, database.generation)
+
+
+# --- transitions --------------------------------------------------------------------------
+
+
+def transition(
+    alias: str,
+    from_state: State,
+    epoch: int,
+    to_state: State,
+    reason: str,
+    *,
+    now: float | None = None,
+    actor: str = "evaluator",
+    counts: Counts | None = None,
+    reopens: int = 0,
+) -> int | None:
+    """Compare-and-set one transition, then write its history row and start what follows it.
+    Returns the new epoch, or None when the breaker had already moved on."""
+    check_transition(alias, from_state, to_state)
+    now = time.time() if now is None else now
+    policy = settings.BREAKER_POLICY
+    open_until = 0.0
+    if to_state is State.OPEN:
+        reopens = reopens + 1 if from_state is State.HALF_OPEN else 0
+        open_until = now + open_wait(policy, reopens)
+    new_epoch = get_store().transition(alias, from_state, epoch, to_state, now, reason, open_until, reopens)
+    if new_epoch is None:
+        return None
+    logger.warning("breaker %s: %s -> %s (%s) [epoch %s]", alias, from_state.value, to_state.value, reason, new_epoch)
+    database = TenantDatabase.objects.filter(alias=alias).first()
+    if database is not None:
+        BreakerEvent.objects.create(
+            database=database,
+            at=datetime.fromtimestamp(now, timezone.utc),
+            from_state=from_state.value,
+            to_state=to_state.value,
+            reason=reason,
+            epoch=new_epoch,
+            generation=database.generation,
+            failure_rate=counts.failure_rate(policy.minimum_calls) if counts else None,
+            calls=counts.calls if counts else None,
+            actor=actor,
+        )
+    if to_state is State.OPEN and database is not None:
+        current_app.send_task("breaker_worker.failover", args=[alias, new_epoch])
+    elif to_state is State.HALF_OPEN:
+        current_app.send_task("breaker_worker.probe", args=[alias])
+    return new_epoch
+
+
+def evaluate_breakers(now: float | None = None) -> dict[str, int]:
+    """One evaluation tick over every alias with recent outcomes or not closed.
+    Safe to run twice at once: each transition is compare-and-set on the epoch."""
+    now = time.time() if now is None else now
+    policy = settings.BREAKER_POLICY
+    store = get_store()
+    aliases = store.recent_aliases(now - policy.window_seconds)
+    views = store.views(aliases, now, policy.window_seconds)
+    transitions = 0
+    for view in views.values():
+        decision = decide(view, policy, now)
+        if decision is None:
+            continue
+        epoch = transition(
+            view.alias,
+            view.state,
+            view.epoch,
+            decision.to_state,
+            decision.reason,
+            now=now,
+            counts=view.counts,
+            reopens=view.reopens,
+        )
+        transitions += epoch is not None
+    return {"evaluated": len(views), "transitions": transitions}
+
+
+# --- failover -----------------------------------------------------------------------------
+
+
+def fail_over(alias: str, epoch: int) -> dict[str, object]:
+    """Move a tripped alias to a healthy candidate, once per open epoch (retries change nothing)."""
+    store = get_store()
+    record = store.states([alias])[alias]
+    database = TenantDatabase.objects.select_related("active_candidate").get(alias=alias)
+    if database.failover_epoch < epoch:
+        if record.state is not State.OPEN or record.epoch != epoch:
+            return {"alias": alias, "status": "stale", "state": record.state.value, "epoch": record.epoch}
+        update = import_string(settings.BREAKER_UPDATE_DB_CONFIG)
+        chosen = update(database.tenant_id, alias)  # may probe servers: outside any transaction
+        database = _save_failover(alias, epoch, chosen)
+    moved = _moved_to(database)
+    if moved is None:
+        return {"alias": alias, "status": "no healthy candidate", "generation": database.generation}
+    # Idempotent from here on: a retry after a crash repeats only what may be missing.
+    announce_generation(database)
+    transition(alias, State.OPEN, epoch, State.HALF_OPEN, f"failed over to {moved}", actor="failover")
+    return {"alias": alias, "status": "moved", "to": moved, "generation": database.generation}
+
+
+def _save_failover(alias: str, epoch: int, chosen: Candidate | None) -> TenantDatabase:
+    with transaction.atomic():
+        database = TenantDatabase.objects.select_for_update().select_related("active_candidate").get(alias=alias)
+        if database.failover_epoch >= epoch:  # a duplicate task won the race
+            return database
+        old = database.active_candidate
+        database.failover_epoch = epoch
+        if chosen is not None and chosen.pk != database.active_candidate_id:
+            database.active_candidate = chosen
+            database.generation += 1
+            reason = f"moved from {old.host}:{old.port} to {chosen.host}:{chosen.port}"
+        else:
+            reason = "no healthy candidate: staying on the active server until the open wait ends"
+        database.save(update_fields=["active_candidate", "generation", "failover_epoch"])
+        BreakerEvent.objects.create(
+            database=database,
+            at=datetime.now(timezone.utc),
+            kind=BreakerEvent.Kind.FAILOVER,
+            from_state=State.OPEN.value,
+            to_state=State.OPEN.value,
+            reason=reason,
+            epoch=epoch,
+            generation=database.generation,
+            actor="failover",
+        )
+    logger.warning("alias %s: failover for epoch %s: %s", alias, epoch, reason)
+    return database
+
+
+def _moved_to(database: TenantDatabase) -> str | None:
+    """The address the failover of ``database.failover_epoch`` moved to, or None if it stayed."""
+    last = database.events.filter(kind=BreakerEvent.Kind.FAILOVER, epoch=database.failover_epoch).last()
+    if last is None or not last.reason.startswith("moved"):
+        return None
+    candidate = database.active_candidate
+    return f"{candidate.host}:{candidate.port}"
+
+
+# --- probes -------------------------------------------------------------------------------
+
+
+def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
+    """Probe the active candidate; in half-open, success closes the breaker and failure reopens it."""
+    database = TenantDatabase.objects.select_related("active_candidate").filter(alias=alias).first()
+    if database is None or database.active_candidate is None:
+        raise InvalidConfigError(f"unknown alias {alias!r}: register it with `manage.py tenant_db set`")
+    store = get_store()
+    owner = uuid.uuid4().hex
+    policy = settings.BREAKER_POLICY
+    lease_seconds = settings.BREAKER_CONNECT_TIMEOUT * 2 + policy.probes * 5
+    candidate = database.active_candidate
+    result: dict[str, object] = {"alias": alias, "host": candidate.host, "port": candidate.port}
+    if not store.acquire_lease(alias, owner, lease_seconds):
+        return {**result, "ok": None, "detail": "another probe of this alias is running"}
+    try:
+        ok, detail = run_probe(candidate, database.probe_sql, policy.probes)
+        record = store.states([alias])[alias]
+        if record.state is State.HALF_OPEN:
+            if ok:
+                reason = f"{policy.probes} probe(s) succeeded on {candidate.host}:{candidate.port}"
+                transition(alias, State.HALF_OPEN, record.epoch, State.CLOSED, reason, actor=actor)
+            else:
+                transition(alias, State.HALF_OPEN, record.epoch, State.OPEN, detail, actor=actor, reopens=record.reopens)
+        state = store.states([alias])[alias].state.value
+    finally:
+        try:
+            store.release_lease(alias, owner)
+        except StoreUnavailableError:
+            pass  # the lease expires by itself
+    return {**result, "ok": ok, "detail": detail or "probe succeeded", "state": state}

@@ -1,0 +1,64 @@
+"""The contract every breaker store fulfils, and its value types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..core.machine import BreakerView, State
+from ..core.window import Counts
+
+
+class StoreUnavailableError(Exception):
+    """The store could not be reached or answered with an error; the driver error is the cause."""
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    state: State = State.CLOSED
+    epoch: int = 0
+    since: float = 0.0
+    open_until: float = 0.0
+    reopens: int = 0
+    reason: str = ""
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class OutcomeBatch:
+    """Counts of one alias and generation, per one-second bucket, gathered in one process."""
+
+    alias: str
+    generation: int
+    buckets: Mapping[int, Counts]
+
+
+class BreakerStore(Protocol):
+    def record(self, batches: Iterable[OutcomeBatch], now: float) -> None: ...
+
+    def recent_aliases(self, since: float) -> list[str]: ...
+
+    def views(self, aliases: Iterable[str], now: float, window_seconds: int) -> dict[str, BreakerView]: ...
+
+    def states(self, aliases: Iterable[str]) -> dict[str, StateRecord]: ...
+
+    def transition(
+        self,
+        alias: str,
+        expected: State,
+        expected_epoch: int,
+        to_state: State,
+        now: float,
+        reason: str,
+        open_until: float = 0.0,
+        reopens: int = 0,
+    ) -> int | None: ...
+
+    def advance_generation(self, alias: str, generation: int) -> bool: ...
+
+    def publish_pool_reset(self, alias: str, generation: int) -> None: ...
+
+    def acquire_lease(self, alias: str, owner: str, seconds: float) -> bool: ...
+
+    def release_lease(self, alias: str, owner: str) -> None: ...

@@ -1,0 +1,262 @@
+"""The Redis breaker store: windows, state and epoch, generation, probe lease, pool-reset hints.
+
+Every key of one alias shares the hash tag ``{alias}`` so that each Lua script touches one
+hash slot and the store runs on Redis Cluster. Transitions are compare-and-set on the epoch in
+one script: two evaluators, two beats or a retried task can never apply the same change twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..core.machine import BreakerView, State
+from ..core.window import Counts, counts_from_buckets
+from .base import OutcomeBatch, StateRecord, StoreUnavailableError
+
+POOL_RESET_CHANNEL = "cb:pool-reset"
+RECENT_KEY = "cb:recent"  # sorted set: alias -> last time it recorded anything
+TRIPPED_KEY = "cb:tripped"  # set: aliases not closed, evaluated even without traffic
+
+STATE_FIELDS = ("state", "epoch", "since", "open_until", "reopens", "reason")
+
+# KEYS: window, generation. ARGV: generation, ttl, then (second, calls, failures, slow)...
+# Outcomes gathered under an older generation were measured against the previous server:
+# they must not count against the new one.
+RECORD_SCRIPT = """
+local current = redis.call('GET', KEYS[2])
+if current and current ~= ARGV[1] then return 0 end
+for i = 3, #ARGV, 4 do
+  local second = ARGV[i]
+  redis.call('HINCRBY', KEYS[1], 'c:' .. second, ARGV[i + 1])
+  if ARGV[i + 2] ~= '0' then redis.call('HINCRBY', KEYS[1], 'f:' .. second, ARGV[i + 2]) end
+  if ARGV[i + 3] ~= '0' then redis.call('HINCRBY', KEYS[1], 's:' .. second, ARGV[i + 3]) end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: state, window. ARGV: expected state, expected epoch, to state, now, reason,
+# open_until, reopens, clear window (1/0). Returns the new epoch, or -1 when stale.
+TRANSITION_SCRIPT = """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if state ~= ARGV[1] or epoch ~= tonumber(ARGV[2]) then return -1 end
+epoch = epoch + 1
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'epoch', epoch, 'since', ARGV[4],
+           'reason', ARGV[5], 'open_until', ARGV[6], 'reopens', ARGV[7])
+if ARGV[8] == '1' then redis.call('DEL', KEYS[2]) end
+return epoch
+"""
+
+# KEYS: generation, window. ARGV: generation. Only ever moves forward, so a retried
+# failover cannot bump twice; the old generation's window goes with it.
+ADVANCE_GENERATION_SCRIPT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) <= current then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+RELEASE_LEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def key(alias: str, name: str) -> str:
+    return f"cb:{{{alias}}}:{name}"
+
+
+def make_client(url: str, timeout: float = 1.0, retries: int = 0) -> redis.Redis:
+    """A client with deliberate timeouts and retries: redis-py's defaults can stall a caller
+    for many seconds while Redis is down."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), retries),
+        health_check_interval=30,
+        decode_responses=True,
+    )
+
+
+def parse_state(values: list[Any], generation: Any = None) -> StateRecord:
+    state, epoch, since, open_until, reopens, reason = values
+    return StateRecord(
+        state=State(state) if state else State.CLOSED,
+        epoch=int(epoch or 0),
+        since=float(since or 0),
+        open_until=float(open_until or 0),
+        reopens=int(reopens or 0),
+        reason=reason or "",
+        generation=int(generation or 0),
+    )
+
+
+def parse_window(fields: dict[str, str]) -> list[tuple[int, Counts]]:
+    per_second: dict[int, list[int]] = {}
+    for name, value in fields.items():
+        kind, _, second = name.partition(":")
+        slot = per_second.setdefault(int(second), [0, 0, 0])
+        slot["cfs".index(kind)] += int(value)
+    return [(second, Counts(*values)) for second, values in per_second.items()]
+
+
+class RedisBreakerStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._record = client.register_script(RECORD_SCRIPT)
+        self._transition = client.register_script(TRANSITION_SCRIPT)
+        self._advance_generation = client.register_script(ADVANCE_GENERATION_SCRIPT)
+        self._release_lease = client.register_script(RELEASE_LEASE_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, timeout: float = 1.0, retries: int = 0) -> RedisBreakerStore:
+        return cls(make_client(url, timeout, retries))
+
+    def _run(self, action: str, call: Any) -> Any:
+        try:
+            return call()
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"Redis {action} failed: {exc}") from exc
+
+    def record(self, batches: Iterable[OutcomeBatch], now: float, ttl: int = 3600) -> None:
+        def run() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            aliases: dict[str, float] = {}
+            for batch in batches:
+                args: list[Any] = [batch.generation, ttl]
+                for second, counts in batch.buckets.items():
+                    args += [second, counts.calls, counts.failures, counts.slow]
+                self._record(keys=[key(batch.alias, "window"), key(batch.alias, "generation")], args=args, client=pipe)
+                aliases[batch.alias] = now
+            if aliases:
+                pipe.zadd(RECENT_KEY, aliases)
+                pipe.execute()
+
+        self._run("record", run)
+
+    def recent_aliases(self, since: float) -> list[str]:
+        def run() -> list[str]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zremrangebyscore(RECENT_KEY, "-inf", f"({since}")
+            pipe.zrange(RECENT_KEY, 0, -1)
+            pipe.smembers(TRIPPED_KEY)
+            _, recent, tripped = pipe.execute()
+            return sorted(set(recent) | set(tripped))
+
+        return self._run("read of recent aliases", run)
+
+    def views(self, aliases: Iterable[str], now: float, window_seconds: int) -> dict[str, BreakerView]:
+        aliases = list(aliases)
+
+        def run() -> dict[str, BreakerView]:
+            pipe = self.client.pipeline(transaction=False)
+            for alias in aliases:
+                pipe.hmget(key(alias, "state"), STATE_FIELDS)
+                pipe.hgetall(key(alias, "window"))
+            replies = pipe.execute()
+            views: dict[str, BreakerView] = {}
+            prune = self.client.pipeline(transaction=False)
+            oldest = int(now) - window_seconds
+            for index, alias in enumerate(aliases):
+                record = parse_state(replies[2 * index])
+                fields = replies[2 * index + 1]
+                views[alias] = BreakerView(
+                    alias=alias,
+                    state=record.state,
+                    epoch=record.epoch,
+                    open_until=record.open_until,
+                    reopens=record.reopens,
+                    counts=counts_from_buckets(parse_window(fields), now, window_seconds),
+                )
+                stale = [name for name in fields if int(name.partition(":")[2]) <= oldest]
+                if stale:
+                    prune.hdel(key(alias, "window"), *stale)
+            if len(prune):
+                prune.execute()
+            return views
+
+        return self._run("read of breaker views", run)
+
+    def states(self, aliases: Iterable[str]) -> dict[str, StateRecord]:
+        aliases = list(aliases)
+
+        def run() -> dict[str, StateRecord]:
+            pipe = self.client.pipeline(transaction=False)
+            for alias in aliases:
+                pipe.hmget(key(alias, "state"), STATE_FIELDS)
+                pipe.get(key(alias, "generation"))
+            replies = pipe.execute()
+            return {alias: parse_state(replies[2 * i], replies[2 * i + 1]) for i, alias in enumerate(aliases)}
+
+        return self._run("read of breaker states", run)
+
+    def transition(
+        self,
+        alias: str,
+        expected: State,
+        expected_epoch: int,
+        to_state: State,
+        now: float,
+        reason: str,
+        open_until: float = 0.0,
+        reopens: int = 0,
+    ) -> int | None:
+        """Compare-and-set: apply only if the breaker is still in ``expected`` at ``expected_epoch``.
+        Returns the new epoch, or None when another evaluator or task got there first."""
+        # A breaker leaving open starts a fresh window: its old failures are already judged.
+        clear_window = 1 if to_state in (State.HALF_OPEN, State.CLOSED) else 0
+
+        def run() -> int | None:
+            epoch = self._transition(
+                keys=[key(alias, "state"), key(alias, "window")],
+                args=[expected.value, expected_epoch, to_state.value, now, reason, open_until, reopens, clear_window],
+            )
+            if epoch < 0:
+                return None
+            if to_state is State.CLOSED:
+                self.client.srem(TRIPPED_KEY, alias)
+            else:
+                self.client.sadd(TRIPPED_KEY, alias)
+            return int(epoch)
+
+        return self._run("transition", run)
+
+    def advance_generation(self, alias: str, generation: int) -> bool:
+        return bool(
+            self._run(
+                "generation update",
+                lambda: self._advance_generation(
+                    keys=[key(alias, "generation"), key(alias, "window")], args=[generation]
+                ),
+            )
+        )
+
+    def publish_pool_reset(self, alias: str, generation: int) -> None:
+        message = json.dumps({"alias": alias, "generation": generation})
+        self._run("publish", lambda: self.client.publish(POOL_RESET_CHANNEL, message))
+
+    def acquire_lease(self, alias: str, owner: str, seconds: float) -> bool:
+        return bool(
+            self._run(
+                "lease", lambda: self.client.set(key(alias, "lease"), owner, nx=True, px=max(1, int(seconds * 1000)))
+            )
+        )
+
+    def release_lease(self, alias: str, owner: str) -> None:
+        self._run("lease release", lambda: self._release_lease(keys=[key(alias, "lease")], args=[owner]))
+
+    def forget(self, alias: str) -> None:
+        """Remove every key of one alias (tests and alias removal)."""
+        names = ("state", "window", "generation", "lease")
+        self._run("delete", lambda: self.client.delete(*(key(alias, n) for n in names)))
+        self._run("delete", lambda: self.client.srem(TRIPPED_KEY, alias))
+        self._run("delete", lambda: self.client.zrem(RECENT_KEY, alias))

@@ -1,0 +1,127 @@
+"""Django settings: the one place that reads the environment."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from breaker_worker.core.policy import Policy
+from breaker_worker.db.registry import TenantDatabases
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("TENANTBREAKER_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "breaker_worker",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# The control DB: tenants, candidates, history, beat schedule. Tenant aliases registered with
+# `tenant_db set` are added to this mapping on first use (see breaker_worker.db.registry).
+_control_db = dj_database_url.parse(
+    os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'control.sqlite3'}"), conn_max_age=0
+)
+if _control_db["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat write at once: WAL and IMMEDIATE transactions avoid "database is locked".
+    _control_db["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    # A file, not :memory:, so that threads in tests share the test control DB.
+    _control_db["TEST"] = {"NAME": str(VAR_DIR / "test-control.sqlite3")}
+DATABASES = TenantDatabases({"default": _control_db})
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# Breaker store and Celery.
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_RESULT_EXPIRES = 3600
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redelivery of unacknowledged tasks (acks_late) after a worker died: minutes, not the default hour.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"timeout": 5.0}}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+BREAKER_ENABLED = os.environ.get("BREAKER_ENABLED", "1") != "0"
+BREAKER_MODE = os.environ.get("BREAKER_MODE", "aggregator")
+BREAKER_POLICY = Policy.from_strings(
+    {
+        "evaluate_every": os.environ.get("BREAKER_EVALUATE_EVERY"),
+        "window_seconds": os.environ.get("BREAKER_WINDOW_SECONDS"),
+        "minimum_calls": os.environ.get("BREAKER_MINIMUM_CALLS"),
+        "failure_rate": os.environ.get("BREAKER_FAILURE_RATE"),
+        "open_seconds": os.environ.get("BREAKER_OPEN_SECONDS"),
+        "probes": os.environ.get("BREAKER_PROBES"),
+    }
+)
+# How often each process flushes its outcomes to Redis and polls states and generations.
+BREAKER_SYNC_SECONDS = float(os.environ.get("BREAKER_SYNC_SECONDS", "0.2"))
+# libpq's connect_timeout is infinite by default: a dead server would hang the caller.
+BREAKER_CONNECT_TIMEOUT = int(os.environ.get("BREAKER_CONNECT_TIMEOUT", "3"))
+# Dotted path of update_db_config_for_tenant(tenant_id, alias) -> Candidate or None.
+BREAKER_UPDATE_DB_CONFIG = os.environ.get(
+    "BREAKER_UPDATE_DB_CONFIG", "breaker_worker.failover.update_db_config_for_tenant"
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
