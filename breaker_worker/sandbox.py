@@ -82,8 +82,19 @@ class PostgresServer:
         )
         self.process = subprocess.Popen(
             [
-                postgres_bin("postgres"), "-D", str(data), "-p", str(self.port), "-h", "127.0.0.1",
-                "-k", str(self.directory), "-c", "fsync=off", "-c", "full_page_writes=off",
+                postgres_bin("postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.directory),
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.directory / "server.log", "wb"),
@@ -128,8 +139,19 @@ class RedisServer:
         if binary is None:
             raise FileNotFoundError("redis-server not found: install Redis (Debian: redis-server)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 from celery import current_app
@@ -154,7 +154,7 @@ def transition(
     if database is not None:
         BreakerEvent.objects.create(
             database=database,
-            at=datetime.fromtimestamp(now, timezone.utc),
+            at=datetime.fromtimestamp(now, UTC),
             from_state=from_state.value,
             to_state=to_state.value,
             reason=reason,
@@ -237,7 +237,7 @@ def _save_failover(alias: str, epoch: int, chosen: Candidate | None) -> TenantDa
         database.save(update_fields=["active_candidate", "generation", "failover_epoch"])
         BreakerEvent.objects.create(
             database=database,
-            at=datetime.now(timezone.utc),
+            at=datetime.now(UTC),
             kind=BreakerEvent.Kind.FAILOVER,
             from_state=State.OPEN.value,
             to_state=State.OPEN.value,
@@ -283,7 +283,9 @@ def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
                 reason = f"{policy.probes} probe(s) succeeded on {candidate.host}:{candidate.port}"
                 transition(alias, State.HALF_OPEN, record.epoch, State.CLOSED, reason, actor=actor)
             else:
-                transition(alias, State.HALF_OPEN, record.epoch, State.OPEN, detail, actor=actor, reopens=record.reopens)
+                transition(
+                    alias, State.HALF_OPEN, record.epoch, State.OPEN, detail, actor=actor, reopens=record.reopens
+                )
         state = store.states([alias])[alias].state.value
     finally:
         try:

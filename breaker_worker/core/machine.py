@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from .policy import Policy
 from .window import Counts
 
 
-class State(str, Enum):
+class State(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -82,14 +82,15 @@ def decide(view: BreakerView, policy: Policy, now: float) -> Decision | None:
 
 
 def trip_reason(counts: Counts, policy: Policy) -> str | None:
+    # Compared in integers times percent: 29/100*100 is 28.999... in floating point.
     failure_rate = counts.failure_rate(policy.minimum_calls)
-    if failure_rate is not None and failure_rate * 100 >= policy.failure_rate:
+    if failure_rate is not None and counts.failures * 100 >= policy.failure_rate * counts.calls:
         return (
             f"failure rate {failure_rate:.0%} >= {policy.failure_rate:g}% "
             f"({counts.failures} of {counts.calls} calls in {policy.window_seconds}s)"
         )
     slow_rate = counts.slow_rate(policy.minimum_calls)
-    if slow_rate is not None and slow_rate * 100 >= policy.slow_call_rate:
+    if slow_rate is not None and counts.slow * 100 >= policy.slow_call_rate * counts.calls:
         return (
             f"slow-call rate {slow_rate:.0%} >= {policy.slow_call_rate:g}% "
             f"({counts.slow} of {counts.calls} calls slower than {policy.slow_call_seconds:g}s)"

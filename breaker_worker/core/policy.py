@@ -44,6 +44,8 @@ class Policy:
                 raise PolicyError(f"{field.name} must be a whole number between {low} and {high}, got {value!r}")
             if not low <= value <= high:
                 raise PolicyError(f"{field.name} must be between {low} and {high}, got {value!r}")
+            if field.type == "int":
+                object.__setattr__(self, field.name, int(value))  # 10.0 -> 10, still frozen to callers
         if self.max_open_seconds < self.open_seconds:
             raise PolicyError(
                 f"max_open_seconds ({self.max_open_seconds}) must be at least open_seconds ({self.open_seconds})"
@@ -57,9 +59,10 @@ class Policy:
             text = values.get(field.name)
             if text is None or text == "":
                 continue
+            low, high = cls.RANGES[field.name]
             try:
                 kwargs[field.name] = int(text) if field.type == "int" else float(text)
             except ValueError:
-                low, high = cls.RANGES[field.name]
-                raise PolicyError(f"{field.name} must be a number between {low} and {high}, got {text!r}") from None
+                kind = "a whole number" if field.type == "int" else "a number"
+                raise PolicyError(f"{field.name} must be {kind} between {low} and {high}, got {text!r}") from None
         return cls(**kwargs)  # type: ignore[arg-type]

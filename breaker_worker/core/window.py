@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
     SLOW = "slow"
@@ -80,6 +80,8 @@ class TimeWindow:
         self._newest = -1
 
     def record(self, counts: Counts, now: float) -> None:
+        if int(now) <= self._newest - self.window_seconds:
+            return  # late: its slot already holds a newer second
         self._advance(int(now))
         slot = int(now) % self.window_seconds
         self._buckets[slot] = self._buckets[slot] + counts

@@ -62,7 +62,10 @@ class BreakerRuntime:
     def target(self, alias: str) -> Target | None:
         """The alias's target of the latest generation this process knows; loaded on first use."""
         target = self.targets.get(alias)
-        if target is None and time.monotonic() - self._unregistered.get(alias, -UNKNOWN_ALIAS_RECHECK) >= UNKNOWN_ALIAS_RECHECK:
+        if (
+            target is None
+            and time.monotonic() - self._unregistered.get(alias, -UNKNOWN_ALIAS_RECHECK) >= UNKNOWN_ALIAS_RECHECK
+        ):
             target = load_target(alias)
             if target is None:
                 self._unregistered[alias] = time.monotonic()

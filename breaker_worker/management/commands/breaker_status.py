@@ -26,7 +26,9 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(statuses))
             return
-        header = f"{'ALIAS':<16} {'STATE':<11} {'RATE':>6} {'CALLS':>7} {'FAILS':>7} {'SERVER':<22} {'GEN':>4} {'EPOCH':>6}"
+        header = (
+            f"{'ALIAS':<16} {'STATE':<11} {'RATE':>6} {'CALLS':>7} {'FAILS':>7} {'SERVER':<22} {'GEN':>4} {'EPOCH':>6}"
+        )
         self.stdout.write(header)
         for s in statuses:
             rate = "-" if s["failure_rate"] is None else f"{s['failure_rate']:.0%}"

@@ -1,0 +1,130 @@
+"""The seed scenario end to end: real PostgreSQL servers, Redis, celery worker and beat."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from .conftest import finish, wait_until
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "Seed-Pa55word-xyz"
+PROBE_SQL = "SELECT 1 FROM test_app_users LIMIT 1"
+
+
+def register(system, seed, *ports: int) -> None:
+    urls = [f"postgres://postgres:{PASSWORD}@127.0.0.1:{port}/{seed['name']}" for port in ports]
+    system.manage("tenant_db", "set", "1-default", *urls, "--probe-sql", PROBE_SQL)
+
+
+def test_breaker_trips_fails_over_and_every_process_follows(make_system, seed_databases):
+    system = make_system()
+    seed = seed_databases
+    register(system, seed, seed["b_port"], seed["a_port"])
+    assert system.status("1-default")["port"] == seed["b_port"]
+
+    hints = redis.Redis.from_url(system.redis.url).pubsub(ignore_subscribe_messages=True)
+    hints.subscribe("cb:pool-reset")
+    idle = system.client("idle", "1-default")  # connects to B, never sees a failure
+    assert json.loads(idle.stdout.readline())["port"] == seed["b_port"]
+
+    busy = system.client("loop", "1-default")
+    wait_until(
+        lambda: system.status("1-default")["state"] == "closed" and len(system.transitions("1-default")) >= 3,
+        90,
+        "the breaker to trip, fail over and close again",
+    )
+    results = finish(busy)
+
+    # The application first failed on B (no such table), then succeeded on A, never back on B.
+    failures = [r for r in results if not r["ok"]]
+    successes = [r for r in results if r["ok"]]
+    assert failures and failures[0]["error"] == "ProgrammingError"
+    assert 'relation "test_app_users" does not exist' in failures[0]["message"]
+    assert successes and {r["port"] for r in successes} == {seed["a_port"]}
+    assert all(r["rows"] == 3 for r in successes)
+    assert max(r["t"] for r in failures) < min(r["t"] for r in successes)
+
+    # The history: closed -> open -> half_open -> closed, each with its reason; one failover.
+    history = system.history("1-default")
+    assert system.transitions("1-default") == [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]
+    opened, half_opened, closed = [r for r in history if r["kind"] == "transition"]
+    assert opened["reason"].startswith("failure rate ") and opened["calls"] >= 10
+    assert half_opened["reason"] == f"failed over to 127.0.0.1:{seed['a_port']}"
+    assert closed["reason"] == f"2 probe(s) succeeded on 127.0.0.1:{seed['a_port']}"
+    assert opened["at"] <= half_opened["at"] <= closed["at"]
+    failovers = [r for r in history if r["kind"] == "failover"]
+    assert [r["reason"] for r in failovers] == [f"moved from 127.0.0.1:{seed['b_port']} to 127.0.0.1:{seed['a_port']}"]
+
+    status = system.status("1-default")
+    assert (status["state"], status["port"], status["generation"], status["epoch"]) == (
+        "closed",
+        seed["a_port"],
+        2,
+        3,
+    )
+
+    # A process that never failed drops its connection to B and reaches A on its next query.
+    idle.stdin.write("go\n")
+    idle.stdin.flush()
+    assert json.loads(idle.stdout.readline())["port"] == seed["a_port"]
+    idle.wait(30)
+
+    # The pool-reset hint went out, carrying alias and generation only.
+    message = wait_until(lambda: hints.get_message(timeout=1), 10, "the pool-reset hint")
+    assert json.loads(message["data"]) == {"alias": "1-default", "generation": 2}
+
+    for name in ("worker", "beat"):
+        assert PASSWORD not in system.log(name)
+
+
+def test_without_a_healthy_candidate_the_breaker_stays_open_and_fails_fast(make_system, seed_databases):
+    system = make_system(BREAKER_OPEN_SECONDS="2")
+    seed = seed_databases
+    register(system, seed, seed["b_port"])  # no failover candidate at all
+
+    busy = system.client("loop", "1-default")
+    wait_until(lambda: ("half_open", "open") in system.transitions("1-default"), 90, "a failed half-open probe")
+    results = finish(busy)
+
+    rejected = [r for r in results if not r["ok"] and r["error"] == "BreakerOpenError"]
+    assert rejected, "queries must fail fast while the breaker is open"
+    assert "circuit breaker for database '1-default' is open" in rejected[0]["message"]
+    assert "retry after" in rejected[0]["message"]
+    assert not any(r["ok"] for r in results)
+
+    history = system.history("1-default")
+    assert system.transitions("1-default")[:3] == [("closed", "open"), ("open", "half_open"), ("half_open", "open")]
+    assert [r["reason"] for r in history if r["kind"] == "failover"][0].startswith("no healthy candidate")
+    half_open = [r for r in history if r["kind"] == "transition" and r["to_state"] == "half_open"][0]
+    assert half_open["reason"] == "open wait elapsed"
+    reopened = [r for r in history if r["kind"] == "transition" and r["from_state"] == "half_open"][0]
+    assert 'relation "test_app_users" does not exist' in reopened["reason"]
+    assert system.status("1-default")["port"] == seed["b_port"]
+
+
+def test_two_processes_querying_at_once_move_together(make_system, seed_databases):
+    system = make_system()
+    seed = seed_databases
+    register(system, seed, seed["b_port"], seed["a_port"])
+
+    clients = [system.client("loop", "1-default") for _ in range(2)]
+    wait_until(lambda: len(system.transitions("1-default")) >= 3, 90, "the breaker to close after failover")
+    # Let both processes run a little on the new server before stopping them.
+    wait_until(lambda: system.status("1-default")["calls"] >= 20, 30, "traffic on the standby")
+    outputs = [finish(c) for c in clients]
+
+    for results in outputs:
+        ports = [r["port"] for r in results if r["ok"]]
+        assert ports and set(ports) == {seed["a_port"]}
+        assert any(not r["ok"] for r in results)  # each saw B fail before the move
+    assert system.transitions("1-default") == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    assert len([r for r in system.history("1-default") if r["kind"] == "failover"]) == 1
+    assert system.status("1-default")["generation"] == 2
