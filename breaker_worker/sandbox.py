@@ -197,6 +197,10 @@ def create_database(port: int, dbname: str, with_seed_table: bool) -> None:
         execute(port, dbname, *SEED_TABLE)
 
 
+def drop_database(port: int, dbname: str) -> None:
+    execute(port, "postgres", f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
 @contextlib.contextmanager
 def running(server) -> Iterator:
     server.start()

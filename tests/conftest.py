@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from breaker_worker.sandbox import PostgresServer, RedisServer, create_database, free_port
+from breaker_worker.sandbox import PostgresServer, RedisServer, create_database, drop_database, free_port
 from breaker_worker.store import RedisBreakerStore
 
 LOCAL_PG_PORT = int(os.environ.get("TB_TEST_PG_PORT", "5432"))  # server B of the seed: already running
@@ -57,4 +57,41 @@ def seed_databases(standby_server, tenant_dbname):
     """The seed: the tenant's database on :5432 without test_app_users, on A with it."""
     create_database(LOCAL_PG_PORT, tenant_dbname, with_seed_table=False)
     create_database(standby_server.port, tenant_dbname, with_seed_table=True)
-    return {"name": tenant_dbname, "b_port": LOCAL_PG_PORT, "a_port": standby_server.port}
+    yield {"name": tenant_dbname, "b_port": LOCAL_PG_PORT, "a_port": standby_server.port}
+    for port in (LOCAL_PG_PORT, standby_server.port):
+        drop_database(port, tenant_dbname)
+
+
+def url(port: int, dbname: str, password: str = "pw") -> str:
+    return f"postgres://postgres:{password}@127.0.0.1:{port}/{dbname}"
+
+
+@pytest.fixture
+def breaker(redis_url, settings, monkeypatch):
+    """A fresh per-process breaker runtime on the private Redis; tenant connections closed after."""
+    from django.db import connections
+
+    from breaker_worker import services
+    from breaker_worker.db import runtime as runtime_module
+
+    settings.REDIS_URL = redis_url
+    services.get_store.cache_clear()
+    fresh = runtime_module.BreakerRuntime(redis_url, settings.BREAKER_POLICY, sync_seconds=0.1)
+    monkeypatch.setattr(runtime_module, "_runtime", fresh)
+    yield fresh
+    fresh.stop()
+    for alias in list(connections.settings):
+        if alias != "default" and hasattr(connections._connections, alias):
+            connections[alias].close()
+            del connections[alias]
+    services.get_store.cache_clear()
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch):
+    """Tasks the services send, captured instead of queued (end-to-end tests run real workers)."""
+    from celery import current_app
+
+    sent: list[tuple[str, list]] = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, args=(), **kw: sent.append((name, list(args))))
+    return sent

@@ -21,7 +21,7 @@ from .base import OutcomeBatch, StateRecord, StoreUnavailableError
 
 POOL_RESET_CHANNEL = "cb:pool-reset"
 RECENT_KEY = "cb:recent"  # sorted set: alias -> last time it recorded anything
-TRIPPED_KEY = "cb:tripped"  # set: aliases not closed, evaluated even without traffic
+TRIPPED_KEY = "cb:tripped"  # hash: alias -> "<epoch> <state>"; those not closed are evaluated without traffic
 
 STATE_FIELDS = ("state", "epoch", "since", "open_until", "reopens", "reason")
 
@@ -42,16 +42,26 @@ return 1
 """
 
 # KEYS: state, window. ARGV: expected state, expected epoch, to state, now, reason,
-# open_until, reopens, clear window (1/0). Returns the new epoch, or -1 when stale.
+# open_until, reopens, clear window (1/0). Returns {applied (1/0), current state, current epoch}.
 TRANSITION_SCRIPT = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
-if state ~= ARGV[1] or epoch ~= tonumber(ARGV[2]) then return -1 end
+if state ~= ARGV[1] or epoch ~= tonumber(ARGV[2]) then return {0, state, epoch} end
 epoch = epoch + 1
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'epoch', epoch, 'since', ARGV[4],
            'reason', ARGV[5], 'open_until', ARGV[6], 'reopens', ARGV[7])
 if ARGV[8] == '1' then redis.call('DEL', KEYS[2]) end
-return epoch
+return {1, ARGV[3], epoch}
+"""
+
+# KEYS: the tripped hash. ARGV: alias, epoch, state. The tripped index lives outside the
+# alias's hash slot, so it is written after the transition; the epoch guard makes a late
+# write from an older transition a no-op instead of undoing a newer one.
+MARK_TRIPPED_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and tonumber(string.match(current, '^%d+')) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+return 1
 """
 
 # KEYS: generation, window. ARGV: generation. Only ever moves forward, so a retried
@@ -115,6 +125,7 @@ class RedisBreakerStore:
         self._record = client.register_script(RECORD_SCRIPT)
         self._transition = client.register_script(TRANSITION_SCRIPT)
         self._advance_generation = client.register_script(ADVANCE_GENERATION_SCRIPT)
+        self._mark_tripped = client.register_script(MARK_TRIPPED_SCRIPT)
         self._release_lease = client.register_script(RELEASE_LEASE_SCRIPT)
 
     @classmethod
@@ -148,9 +159,10 @@ class RedisBreakerStore:
             pipe = self.client.pipeline(transaction=False)
             pipe.zremrangebyscore(RECENT_KEY, "-inf", f"({since}")
             pipe.zrange(RECENT_KEY, 0, -1)
-            pipe.smembers(TRIPPED_KEY)
-            _, recent, tripped = pipe.execute()
-            return sorted(set(recent) | set(tripped))
+            pipe.hgetall(TRIPPED_KEY)
+            _, recent, marks = pipe.execute()
+            tripped = {alias for alias, mark in marks.items() if not mark.endswith(" " + State.CLOSED.value)}
+            return sorted(set(recent) | tripped)
 
         return self._run("read of recent aliases", run)
 
@@ -216,17 +228,14 @@ class RedisBreakerStore:
         clear_window = 1 if to_state in (State.HALF_OPEN, State.CLOSED) else 0
 
         def run() -> int | None:
-            epoch = self._transition(
+            applied, state, epoch = self._transition(
                 keys=[key(alias, "state"), key(alias, "window")],
                 args=[expected.value, expected_epoch, to_state.value, now, reason, open_until, reopens, clear_window],
             )
-            if epoch < 0:
-                return None
-            if to_state is State.CLOSED:
-                self.client.srem(TRIPPED_KEY, alias)
-            else:
-                self.client.sadd(TRIPPED_KEY, alias)
-            return int(epoch)
+            # Also on a refused transition: repairs the index if an earlier write of it failed.
+            if int(epoch) > 0:
+                self._mark_tripped(keys=[TRIPPED_KEY], args=[alias, epoch, state])
+            return int(epoch) if applied else None
 
         return self._run("transition", run)
 
@@ -258,5 +267,5 @@ class RedisBreakerStore:
         """Remove every key of one alias (tests and alias removal)."""
         names = ("state", "window", "generation", "lease")
         self._run("delete", lambda: self.client.delete(*(key(alias, n) for n in names)))
-        self._run("delete", lambda: self.client.srem(TRIPPED_KEY, alias))
+        self._run("delete", lambda: self.client.hdel(TRIPPED_KEY, alias))
         self._run("delete", lambda: self.client.zrem(RECENT_KEY, alias))
