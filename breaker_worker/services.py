@@ -54,9 +54,14 @@ def parse_database_url(url: str) -> CandidateSpec:
     """postgres://USER:PASSWORD@HOST:PORT/DBNAME -> CandidateSpec; errors never echo a password."""
     try:
         parts = urlsplit(url)
-        port = parts.port or 5432
     except ValueError as exc:
         raise InvalidConfigError(f"malformed database URL ({_redact(url)}): {exc}") from None
+    # Read the port ourselves: urlsplit says only "Port out of range", and treats :0 as no port.
+    host_and_port = parts.netloc.rpartition("@")[2]
+    port_text = "" if host_and_port.endswith("]") else host_and_port.rpartition(":")[2] if ":" in host_and_port else ""
+    if port_text and not port_text.isdigit():
+        raise InvalidConfigError(f"malformed database URL ({_redact(url)}): port {port_text!r} is not a number")
+    port = int(port_text) if port_text else 5432
     if parts.scheme not in ("postgres", "postgresql"):
         raise InvalidConfigError(f"database URL must start with postgres:// ({_redact(url)})")
     if not parts.hostname:

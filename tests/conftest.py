@@ -80,11 +80,34 @@ def breaker(redis_url, settings, monkeypatch):
     monkeypatch.setattr(runtime_module, "_runtime", fresh)
     yield fresh
     fresh.stop()
-    for alias in list(connections.settings):
-        if alias != "default" and hasattr(connections._connections, alias):
+    forget_tenant_connections()
+    services.get_store.cache_clear()
+
+
+def forget_tenant_connections() -> None:
+    """Close and drop this thread's tenant connections and their lazily added settings."""
+    from django.db import connections
+
+    from breaker_worker.db.registry import TENANT_ALIAS
+
+    for alias in [a for a in dict.keys(connections.settings) if TENANT_ALIAS.match(a)]:
+        if hasattr(connections._connections, alias):
             connections[alias].close()
             del connections[alias]
-    services.get_store.cache_clear()
+        del connections.settings[alias]
+
+
+@pytest.fixture
+def control_db(django_db_setup, django_db_blocker):
+    """The test control DB, committed for real so that other threads see it; emptied after.
+
+    Not pytest-django's django_db: its TestCase forbids connections to aliases it was not told
+    of at class set-up, and tenant aliases appear only once a test registers them."""
+    from breaker_worker.models import Tenant
+
+    with django_db_blocker.unblock():
+        yield
+        Tenant.objects.all().delete()
 
 
 @pytest.fixture

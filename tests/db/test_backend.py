@@ -1,0 +1,209 @@
+"""The protected backend against real PostgreSQL servers and a real Redis."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+from django.db import DatabaseError, connections, transaction
+from django.db.utils import ConnectionDoesNotExist, OperationalError, ProgrammingError
+
+from breaker_worker import services
+from breaker_worker.core.machine import State
+from breaker_worker.core.window import Counts
+from breaker_worker.db.errors import BreakerOpenError
+from breaker_worker.models import TenantDatabase
+from breaker_worker.sandbox import RedisServer, free_port
+from tests.conftest import forget_tenant_connections, url
+
+pytestmark = pytest.mark.usefixtures("control_db")
+
+PROBE_SQL = "SELECT 1 FROM test_app_users LIMIT 1"
+
+
+@pytest.fixture
+def alias(breaker, seed_databases):
+    services.register_alias("1-default", [url(seed_databases["b_port"], seed_databases["name"])], PROBE_SQL)
+    return "1-default"
+
+
+def server_port(alias_name: str) -> int:
+    with connections[alias_name].cursor() as cursor:
+        cursor.execute("SELECT inet_server_port()")
+        return cursor.fetchone()[0]
+
+
+def window(store, alias_name: str) -> Counts:
+    return store.views([alias_name], time.time(), 10)[alias_name].counts
+
+
+def run_in_thread(function):
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = function()
+        except BaseException as exc:  # handed back to the test
+            result["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def test_every_query_outcome_is_recorded_exactly(alias, breaker, store):
+    for _ in range(7):
+        assert server_port(alias) == 5432
+    for _ in range(3):
+        with pytest.raises(ProgrammingError), connections[alias].cursor() as cursor:
+            cursor.execute("SELECT first_name FROM test_app_users")
+    breaker.flush()
+    assert window(store, alias) == Counts(calls=10, failures=3, slow=0)
+
+
+def test_caller_mistakes_are_not_counted(alias, breaker, store):
+    with pytest.raises(DatabaseError), connections[alias].cursor() as cursor:
+        cursor.execute("SELECT 1/0")  # 22012: the caller's mistake
+    with pytest.raises(DatabaseError), connections[alias].cursor() as cursor:
+        cursor.execute("SELEC 1")  # 42601: syntax
+    server_port(alias)
+    breaker.flush()
+    assert window(store, alias) == Counts(calls=1, failures=0, slow=0)
+
+
+def test_a_failed_connect_is_recorded_as_a_failure(breaker, store, tenant_dbname):
+    closed_port = free_port()
+    services.register_alias("2-default", [url(closed_port, tenant_dbname)])
+    with pytest.raises(OperationalError, match="Connection refused|could not connect"):
+        server_port("2-default")
+    breaker.flush()
+    assert window(store, "2-default") == Counts(calls=1, failures=1, slow=0)
+
+
+def test_an_open_breaker_rejects_queries_without_touching_the_database(breaker, store, tenant_dbname):
+    closed_port = free_port()  # if the query reached for the server, it would fail differently
+    services.register_alias("3-default", [url(closed_port, tenant_dbname)])
+    store.transition("3-default", State.CLOSED, 0, State.OPEN, time.time(), "test", open_until=time.time() + 30)
+    breaker.target("3-default")
+    breaker.sync()
+
+    with pytest.raises(BreakerOpenError) as caught:
+        server_port("3-default")
+    assert isinstance(caught.value, DatabaseError)
+    assert caught.value.alias == "3-default"
+    assert 25 < caught.value.retry_after <= 30
+    assert str(caught.value).startswith("circuit breaker for database '3-default' is open (test); retry after ")
+    assert connections["3-default"].connection is None
+    breaker.flush()
+    assert window(store, "3-default") == Counts()  # rejected calls are not outcomes
+
+
+def test_a_thread_moves_to_the_new_generation_at_its_next_query_outside_atomic(
+    alias, breaker, seed_databases
+):
+    assert server_port(alias) == seed_databases["b_port"]
+    with transaction.atomic(using=alias):
+        assert server_port(alias) == seed_databases["b_port"]
+        # Fail over while this thread is inside a transaction on the old server.
+        database = TenantDatabase.objects.get(alias=alias)
+        services.register_alias(alias, [url(seed_databases["a_port"], seed_databases["name"])], PROBE_SQL)
+        breaker.sync()
+        assert breaker.targets[alias].generation == database.generation + 1
+        assert server_port(alias) == seed_databases["b_port"]  # never inside an atomic block
+    assert server_port(alias) == seed_databases["a_port"]
+    # Another thread, which never had a connection, goes straight to the new server.
+    assert run_in_thread(lambda: server_port(alias)) == seed_databases["a_port"]
+
+
+def test_a_callers_own_execute_wrapper_does_not_remove_recording(alias, breaker, store):
+    seen = []
+
+    def callers_wrapper(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connections[alias].execute_wrapper(callers_wrapper):
+        server_port(alias)
+    server_port(alias)
+    breaker.flush()
+    assert seen == ["SELECT inet_server_port()"]
+    assert window(store, alias) == Counts(calls=2, failures=0, slow=0)
+
+
+def test_threads_record_exactly(alias, breaker, store):
+    def work():
+        for _ in range(25):
+            server_port(alias)
+
+    threads = [threading.Thread(target=lambda: (work(), connections.close_all())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    breaker.flush()
+    assert window(store, alias) == Counts(calls=200, failures=0, slow=0)
+
+
+def test_drop_in_transactions_savepoints_server_side_cursors_introspection(alias, seed_databases):
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE drop_in (n int)")
+    with transaction.atomic(using=alias):
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO drop_in VALUES (1)")
+        with pytest.raises(RuntimeError), transaction.atomic(using=alias):  # savepoint rolled back
+            with connection.cursor() as cursor:
+                cursor.execute("INSERT INTO drop_in VALUES (2)")
+            raise RuntimeError
+    with transaction.atomic(using=alias):
+        cursor = connection.chunked_cursor()  # a server-side cursor
+        cursor.execute("SELECT n FROM drop_in")
+        assert cursor.fetchall() == [(1,)]
+        cursor.close()
+    assert "drop_in" in connection.introspection.table_names()
+    assert connection.vendor == "postgresql"
+
+
+def test_redis_down_queries_run_and_one_line_says_so(alias, breaker, caplog, monkeypatch):
+    dead = RedisServer(free_port()).start()
+    dead.stop()
+    breaker.stop()
+    from breaker_worker.db import runtime as runtime_module
+
+    cut_off = runtime_module.BreakerRuntime(dead.url, breaker.policy, sync_seconds=0.05)
+    monkeypatch.setattr(runtime_module, "_runtime", cut_off)
+    forget_tenant_connections()
+    caplog.set_level(logging.ERROR, logger="breaker_worker.db.runtime")
+
+    for _ in range(50):
+        assert server_port(alias) == 5432
+    time.sleep(1.0)  # twenty sync attempts at 50 ms
+    cut_off.stop()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "unreachable" in errors[0].getMessage() and "queries run unprotected" in errors[0].getMessage()
+
+
+def test_unknown_tenant_alias_is_not_a_connection(breaker):
+    with pytest.raises(ConnectionDoesNotExist):
+        connections["99-missing"]
+    assert "99-missing" not in connections.settings
+
+
+def test_breaker_disabled_follows_targets_but_neither_records_nor_rejects(alias, store, settings, monkeypatch):
+    from breaker_worker.db import runtime as runtime_module
+
+    off = runtime_module.BreakerRuntime(settings.REDIS_URL, settings.BREAKER_POLICY, 0.1, enabled=False)
+    monkeypatch.setattr(runtime_module, "_runtime", off)
+    forget_tenant_connections()
+    store.transition(alias, State.CLOSED, 0, State.OPEN, time.time(), "test", open_until=time.time() + 30)
+    assert server_port(alias) == 5432
+    off.flush()
+    assert window(store, alias) == Counts()

@@ -1,0 +1,169 @@
+"""Services against the real Redis and PostgreSQL: evaluation, failover and probes, exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from breaker_worker import services
+from breaker_worker.core.machine import State
+from breaker_worker.core.window import Counts
+from breaker_worker.models import BreakerEvent, TenantDatabase
+from breaker_worker.store.base import OutcomeBatch
+from tests.conftest import url
+
+pytestmark = pytest.mark.usefixtures("control_db", "breaker")
+
+PROBE_SQL = "SELECT 1 FROM test_app_users LIMIT 1"
+
+
+@pytest.fixture
+def alias(seed_databases):
+    services.register_alias(
+        "1-default",
+        [url(seed_databases["b_port"], seed_databases["name"]), url(seed_databases["a_port"], seed_databases["name"])],
+        PROBE_SQL,
+    )
+    return "1-default"
+
+
+def trip(store, alias, now, calls=20, failures=20):
+    store.record([OutcomeBatch(alias, 1, {int(now): Counts(calls, failures, 0)})], now)
+
+
+def events(alias, kind=None):
+    rows = BreakerEvent.objects.filter(database__alias=alias)
+    if kind:
+        rows = rows.filter(kind=kind)
+    return list(rows)
+
+
+def run_together(count, function):
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def target(index):
+        from django.db import connections
+
+        barrier.wait()
+        try:
+            results[index] = function()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_two_evaluators_at_once_open_exactly_once_and_fail_over_once(alias, store, sent_tasks):
+    now = time.time()
+    trip(store, alias, now)
+    results = run_together(2, lambda: services.evaluate_breakers(now))
+
+    assert sorted(r["transitions"] for r in results) == [0, 1]
+    assert [(e.from_state, e.to_state) for e in events(alias)] == [("closed", "open")]
+    assert events(alias)[0].reason == "failure rate 100% >= 50% (20 of 20 calls in 10s)"
+    assert events(alias)[0].calls == 20 and events(alias)[0].failure_rate == 1.0
+    assert sent_tasks == [("breaker_worker.failover", [alias, 1])]
+    record = store.states([alias])[alias]
+    assert (record.state, record.epoch) == (State.OPEN, 1)
+    assert now + 4.5 <= record.open_until <= now + 5.5  # open_seconds 5 with +-10 % jitter
+
+
+def test_not_enough_calls_never_trips(alias, store, sent_tasks):
+    now = time.time()
+    trip(store, alias, now, calls=9, failures=9)  # minimum_calls is 10
+    assert services.evaluate_breakers(now)["transitions"] == 0
+    assert store.states([alias])[alias].state is State.CLOSED
+
+
+def test_failover_is_idempotent_on_the_epoch(alias, store, sent_tasks, seed_databases):
+    now = time.time()
+    trip(store, alias, now)
+    services.evaluate_breakers(now)
+    sent_tasks.clear()
+
+    results = run_together(2, lambda: services.fail_over(alias, 1))
+    again = services.fail_over(alias, 1)  # a redelivered task, later
+
+    assert {r["status"] for r in results} == {"moved"} and again["status"] in ("moved", "stale")
+    database = TenantDatabase.objects.select_related("active_candidate").get(alias=alias)
+    assert database.generation == 2
+    assert database.active_candidate.port == seed_databases["a_port"]
+    assert len(events(alias, BreakerEvent.Kind.FAILOVER)) == 1
+    assert [(e.from_state, e.to_state) for e in events(alias, BreakerEvent.Kind.TRANSITION)] == [
+        ("closed", "open"),
+        ("open", "half_open"),
+    ]
+    assert sent_tasks == [("breaker_worker.probe", [alias])]
+    record = store.states([alias])[alias]
+    assert (record.state, record.epoch, record.generation) == (State.HALF_OPEN, 2, 2)
+
+
+def test_a_stale_failover_changes_nothing(alias, store, sent_tasks):
+    assert services.fail_over(alias, 7)["status"] == "stale"
+    assert TenantDatabase.objects.get(alias=alias).generation == 1
+    assert events(alias) == [] and sent_tasks == []
+
+
+def test_without_a_healthy_candidate_the_alias_stays_and_the_breaker_stays_open(
+    store, sent_tasks, seed_databases, tenant_dbname
+):
+    # Both candidates lack the table: neither can serve the tenant.
+    b = url(seed_databases["b_port"], seed_databases["name"])
+    services.register_alias("2-default", [b, b.replace(seed_databases["name"], "postgres")], PROBE_SQL)
+    now = time.time()
+    trip(store, "2-default", now)
+    services.evaluate_breakers(now)
+
+    result = services.fail_over("2-default", 1)
+
+    assert result["status"] == "no healthy candidate"
+    assert TenantDatabase.objects.get(alias="2-default").generation == 1
+    [failover] = events("2-default", BreakerEvent.Kind.FAILOVER)
+    assert failover.reason.startswith("no healthy candidate")
+    assert store.states(["2-default"])["2-default"].state is State.OPEN
+
+
+def test_probe_in_half_open_closes_on_success(alias, store, sent_tasks, seed_databases):
+    services.register_alias(alias, [url(seed_databases["a_port"], seed_databases["name"])], PROBE_SQL)
+    store.transition(alias, State.CLOSED, 0, State.OPEN, time.time(), "test")
+    store.transition(alias, State.OPEN, 1, State.HALF_OPEN, time.time(), "test")
+
+    result = services.probe(alias)
+
+    assert (result["ok"], result["state"], result["port"]) == (True, "closed", seed_databases["a_port"])
+    assert events(alias)[-1].reason == f"3 probe(s) succeeded on 127.0.0.1:{seed_databases['a_port']}"
+
+
+def test_probe_in_half_open_reopens_on_failure_with_a_longer_wait(alias, store, sent_tasks):
+    now = time.time()
+    store.transition(alias, State.CLOSED, 0, State.OPEN, now, "test")
+    store.transition(alias, State.OPEN, 1, State.HALF_OPEN, now, "test")
+
+    result = services.probe(alias)
+
+    assert (result["ok"], result["state"]) == (False, "open")
+    assert 'relation "test_app_users" does not exist' in result["detail"]
+    record = store.states([alias])[alias]
+    assert record.reopens == 1
+    assert record.open_until - now >= 9.0  # 5 s doubled, minus jitter
+    assert sent_tasks == [("breaker_worker.failover", [alias, 3])]
+
+
+def test_probe_of_a_closed_breaker_reports_and_changes_nothing(alias, store, sent_tasks):
+    result = services.probe(alias, actor="command")
+    assert (result["ok"], result["state"]) == (False, "closed")
+    assert events(alias) == []
+
+
+def test_one_prober_at_a_time(alias, store):
+    store.acquire_lease(alias, "someone-else", 30)
+    result = services.probe(alias)
+    assert result["ok"] is None and result["detail"] == "another probe of this alias is running"
