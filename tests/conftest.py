@@ -69,7 +69,6 @@ def url(port: int, dbname: str, password: str = "pw") -> str:
 @pytest.fixture
 def breaker(redis_url, settings, monkeypatch):
     """A fresh per-process breaker runtime on the private Redis; tenant connections closed after."""
-    from django.db import connections
 
     from breaker_worker import services
     from breaker_worker.db import runtime as runtime_module

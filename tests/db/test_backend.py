@@ -105,9 +105,7 @@ def test_an_open_breaker_rejects_queries_without_touching_the_database(breaker, 
     assert window(store, "3-default") == Counts()  # rejected calls are not outcomes
 
 
-def test_a_thread_moves_to_the_new_generation_at_its_next_query_outside_atomic(
-    alias, breaker, seed_databases
-):
+def test_a_thread_moves_to_the_new_generation_at_its_next_query_outside_atomic(alias, breaker, seed_databases):
     assert server_port(alias) == seed_databases["b_port"]
     with transaction.atomic(using=alias):
         assert server_port(alias) == seed_databases["b_port"]
