@@ -116,6 +116,10 @@ def register_alias(alias: str, urls: list[str], probe_sql: str | None = None) ->
         if probe_sql is not None:
             database.probe_sql = probe_sql
         database.save()
+    if created:
+        # Redis may hold keys of an earlier alias of that name (a control DB reset in
+        # development, say), whose newer generation would make every outcome look stale.
+        get_store().forget(alias)
     announce_generation(database)
     return database
 

@@ -94,3 +94,14 @@ def test_breaker_status_table_and_unknown_alias(registered):
 def test_breaker_probe_unknown_alias(registered):
     with pytest.raises(CommandError, match="unknown alias '7-nope'"):
         run("breaker_probe", "7-nope")
+
+
+def test_a_new_alias_starts_clean_even_if_redis_remembers_an_older_one(seed_databases, store):
+    from breaker_worker.core.machine import State
+
+    # Keys left by an alias of the same name whose control DB was since reset.
+    store.advance_generation("1-default", 5)
+    store.transition("1-default", State.CLOSED, 0, State.OPEN, 0.0, "old life")
+    run("tenant_db", "set", "1-default", url(5432, seed_databases["name"]))
+    record = store.states(["1-default"])["1-default"]
+    assert (record.state, record.epoch, record.generation) == (State.CLOSED, 0, 1)
