@@ -17,6 +17,7 @@ DEFAULT_SQLSTATE_OUTCOMES: Mapping[str, Outcome] = {
     "57P04": Outcome.FAILURE,  # database dropped
     "57P05": Outcome.FAILURE,  # idle session timeout
     "58": Outcome.FAILURE,  # system error
+    "XX": Outcome.FAILURE,  # internal error
     # Wrong target: this server does not hold this tenant's data.
     "42P01": Outcome.FAILURE,  # undefined table
     "3D000": Outcome.FAILURE,  # invalid catalog name (no such database)
