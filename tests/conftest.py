@@ -96,14 +96,30 @@ def forget_tenant_connections() -> None:
         del connections.settings[alias]
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    """The test control DB, always: pytest-django sets up only what django_db marks ask for,
+    and these tests use control_db instead (below)."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0)
+
+
 @pytest.fixture
 def control_db(django_db_setup, django_db_blocker):
     """The test control DB, committed for real so that other threads see it; emptied after.
 
     Not pytest-django's django_db: its TestCase forbids connections to aliases it was not told
     of at class set-up, and tenant aliases appear only once a test registers them."""
+    from django.db import connections
+
     from breaker_worker.models import Tenant
 
+    assert "test" in str(connections["default"].settings_dict["NAME"]), "tests must not touch the dev control DB"
     with django_db_blocker.unblock():
         yield
         Tenant.objects.all().delete()

@@ -1,6 +1,10 @@
 """The breaker of one process: records outcomes, knows targets and states, syncs with Redis.
 
-The query path only touches memory: a lock, a dict and a few integers. A background thread
+The query path only touches memory: a lock, a dict and a few integers. In sequential mode
+it also drives a SequentialBreaker per alias, so this process opens (and rejects) inline
+without waiting for the evaluator; the sync thread then publishes that transition through
+the same service as the evaluator (history row, failover task) and adopts whatever the
+shared state has moved on to since. A background thread
 (one per process, restarted in forked children) flushes the gathered outcomes to Redis in one
 pipeline every BREAKER_SYNC_SECONDS, reads back the states and generations of the aliases this
 process uses, and reloads the active candidate of an alias whose generation moved on. A
@@ -22,9 +26,10 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 
 from ..core.classify import classify
-from ..core.machine import REJECTING_STATES
+from ..core.machine import REJECTING_STATES, State
 from ..core.policy import Policy
-from ..core.window import Counts, Outcome
+from ..core.sequential import LocalTransition, SequentialBreaker
+from ..core.window import Counts, Outcome, counts_of
 from ..store import RedisBreakerStore, StateRecord, StoreUnavailableError
 from ..store.base import OutcomeBatch
 from ..store.redis_store import POOL_RESET_CHANNEL
@@ -37,20 +42,26 @@ UNKNOWN_ALIAS_RECHECK = 5.0  # seconds before asking the control DB again about 
 
 
 class BreakerRuntime:
-    def __init__(self, redis_url: str, policy: Policy, sync_seconds: float, enabled: bool = True) -> None:
+    def __init__(
+        self, redis_url: str, policy: Policy, sync_seconds: float, enabled: bool = True, sequential: bool = False
+    ) -> None:
         self.enabled = enabled  # False: follow targets only; no recording, no rejecting, no Redis
+        self.sequential = sequential
         self.redis_url = redis_url
         self.policy = policy
         self.sync_seconds = sync_seconds
         self.targets: dict[str, Target] = {}
         self.states: dict[str, StateRecord] = {}
         self._unregistered: dict[str, float] = {}  # alias -> when the control DB said "unknown"
+        self.local: dict[str, SequentialBreaker] = {}  # sequential mode only
         self._after_fork()
 
     def _after_fork(self) -> None:
         """Fresh per-process parts: threads and sockets do not survive fork."""
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int, int], list[int]] = {}
+        self._local_transitions: list[LocalTransition] = []
+        self._adopted_epochs: dict[str, int] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -75,17 +86,26 @@ class BreakerRuntime:
             self._ensure_sync_thread()
         return target
 
-    def reject_if_open(self, alias: str) -> None:
+    def reject_if_open(self, alias: str, trial: bool = True) -> None:
+        """Raise BreakerOpenError if the alias's breaker rejects calls now. In sequential mode
+        a call admitted in half-open counts as a trial when ``trial`` (a query, not a connect)."""
         record = self.states.get(alias)
         if record is not None and record.state in REJECTING_STATES:
             retry_after = max(0.0, record.open_until - time.time()) if record.open_until else None
             raise BreakerOpenError(alias, retry_after, record.reason)
+        if self.sequential:
+            with self._lock:
+                local = self.local.get(alias)
+                retry_after = local.retry_after(time.time(), trial) if local is not None else None
+            if retry_after is not None:
+                raise BreakerOpenError(alias, retry_after, "opened in this process")
 
     def record(self, alias: str, generation: int, outcome: Outcome, duration: float) -> None:
         if outcome is Outcome.IGNORED:
             return
         slow = outcome is Outcome.SLOW or duration >= self.policy.slow_call_seconds
-        key = (alias, generation, int(time.time()))
+        now = time.time()
+        key = (alias, generation, int(now))
         with self._lock:
             counts = self._pending.get(key)
             if counts is None:
@@ -95,11 +115,33 @@ class BreakerRuntime:
                 counts[1] += 1
             if slow:
                 counts[2] += 1
+            if self.sequential:
+                self._drive_local(alias, generation, counts_of(outcome, slow), now)
         if self._thread is None:
             self._ensure_sync_thread()
 
     def record_error(self, alias: str, generation: int, exc: BaseException, duration: float) -> None:
         self.record(alias, generation, classify(exc), duration)
+
+    def _drive_local(self, alias: str, generation: int, counts: Counts, now: float) -> None:
+        """Sequential mode, under the lock: per-call evaluation of this process's breaker."""
+        target = self.targets.get(alias)
+        if target is not None and generation != target.generation:
+            return  # measured against the previous server
+        local = self.local.get(alias)
+        if local is None:
+            local = self.local[alias] = SequentialBreaker(alias, self.policy)
+        transition = local.on_result(counts, now)
+        if transition is not None:
+            logger.warning(
+                "breaker %s: %s -> %s in process %s (%s)",
+                alias,
+                transition.from_state.value,
+                transition.to_state.value,
+                os.getpid(),
+                transition.reason,
+            )
+            self._local_transitions.append(transition)
 
     # --- background sync ---------------------------------------------------------------
 
@@ -149,8 +191,10 @@ class BreakerRuntime:
             logger.info("pool-reset hint for %s (generation %s)", alias, generation)
 
     def sync(self) -> None:
-        """Flush gathered outcomes, then refresh states and targets. Raises StoreUnavailableError."""
+        """Flush gathered outcomes, publish local transitions, then refresh states and targets.
+        Raises StoreUnavailableError."""
         self.flush()
+        self._publish_local_transitions()
         aliases = list(self.targets)
         if not aliases:
             return
@@ -160,9 +204,47 @@ class BreakerRuntime:
             target = self.targets.get(alias)
             if target is not None and record.generation > target.generation:
                 self._reload_target(alias, target)
+            if self.sequential:
+                self._adopt_shared(alias, record)
         if self._store_down:
             self._store_down = False
             logger.warning("breaker store %s is reachable again: protection resumed", self._safe_url())
+
+    def _publish_local_transitions(self) -> None:
+        """Apply this process's own transitions to the shared state, as the evaluator would."""
+        with self._lock:
+            transitions, self._local_transitions = self._local_transitions, []
+        if not transitions:
+            return
+        from ..services import transition as apply_transition  # services sit above this layer
+
+        for local in transitions:
+            shared = self.states.get(local.alias)
+            shared_state = shared.state if shared is not None else State.CLOSED
+            if shared_state is not local.from_state:
+                continue  # the shared breaker already moved on; the next poll adopts it
+            epoch = apply_transition(
+                local.alias,
+                local.from_state,
+                shared.epoch if shared is not None else 0,
+                local.to_state,
+                local.reason,
+                actor=f"sequential (pid {os.getpid()})",
+                counts=local.counts,
+                reopens=shared.reopens if shared is not None else 0,
+            )
+            if epoch is not None:
+                self._adopted_epochs[local.alias] = epoch
+
+    def _adopt_shared(self, alias: str, record: StateRecord) -> None:
+        """Follow a shared state newer than what this process last adopted or published."""
+        if record.epoch <= self._adopted_epochs.get(alias, 0):
+            return
+        with self._lock:
+            self._adopted_epochs[alias] = record.epoch
+            local = self.local.get(alias)
+            if local is not None and record.state in (State.CLOSED, State.OPEN, State.HALF_OPEN):
+                local.adopt(record.state, record.open_until)
 
     def flush(self) -> None:
         with self._lock:
@@ -243,6 +325,7 @@ def get_runtime() -> BreakerRuntime:
                     settings.BREAKER_POLICY,
                     settings.BREAKER_SYNC_SECONDS,
                     enabled=settings.BREAKER_ENABLED,
+                    sequential=settings.BREAKER_MODE == "sequential",
                 )
     return _runtime
 

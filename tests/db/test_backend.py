@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -205,3 +206,34 @@ def test_breaker_disabled_follows_targets_but_neither_records_nor_rejects(alias,
     assert server_port(alias) == 5432
     off.flush()
     assert window(store, alias) == Counts()
+
+
+def test_sequential_mode_opens_inline_and_starts_the_same_failover_workflow(
+    alias, breaker, store, sent_tasks, settings, monkeypatch
+):
+    from breaker_worker.db import runtime as runtime_module
+    from breaker_worker.models import BreakerEvent
+
+    breaker.stop()
+    sequential = runtime_module.BreakerRuntime(
+        settings.REDIS_URL, settings.BREAKER_POLICY, sync_seconds=0.1, sequential=True
+    )
+    monkeypatch.setattr(runtime_module, "_runtime", sequential)
+    forget_tenant_connections()
+
+    for _ in range(settings.BREAKER_POLICY.minimum_calls):  # no evaluator runs in this test
+        with pytest.raises(ProgrammingError), connections[alias].cursor() as cursor:
+            cursor.execute("SELECT first_name FROM test_app_users")
+    with pytest.raises(BreakerOpenError, match="opened in this process"):
+        server_port(alias)
+
+    deadline = time.monotonic() + 10
+    while not BreakerEvent.objects.filter(database__alias=alias).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [event] = BreakerEvent.objects.filter(database__alias=alias)
+    assert (event.from_state, event.to_state, event.actor) == ("closed", "open", f"sequential (pid {os.getpid()})")
+    assert event.reason == "failure rate 100% >= 50% (10 of 10 calls in 10s)"
+    assert sent_tasks == [("breaker_worker.failover", [alias, 1])]
+    assert store.states([alias])[alias].state is State.OPEN
+    sequential.stop()
+    forget_tenant_connections()

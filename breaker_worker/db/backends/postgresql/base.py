@@ -37,7 +37,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def connect(self):
         if not self.breaker.enabled:
             return super().connect()
-        self.breaker.reject_if_open(self.alias)
+        self.breaker.reject_if_open(self.alias, trial=False)
         started = time.perf_counter()
         try:
             super().connect()

@@ -1,0 +1,91 @@
+"""The sequential breaker: the state machine driven in-process, per call, with no Redis or Celery.
+
+One instance per alias per process; callers serialise access (the runtime holds its lock).
+It opens on the same rules as the evaluator (``trip_reason``), goes half-open when the open
+wait ends, admits at most ``policy.probes`` trial calls at a time there, and closes after
+``policy.probes`` successful trials or reopens on the first failed one, with a growing wait.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .machine import State, check_transition, open_wait, trip_reason
+from .policy import Policy
+from .window import Counts, TimeWindow
+
+
+@dataclass(frozen=True)
+class LocalTransition:
+    alias: str
+    from_state: State
+    to_state: State
+    reason: str
+    counts: Counts
+
+
+class SequentialBreaker:
+    def __init__(self, alias: str, policy: Policy, rng: random.Random | None = None) -> None:
+        self.alias = alias
+        self.policy = policy
+        self.rng = rng
+        self.window = TimeWindow(policy.window_seconds)
+        self.state = State.CLOSED
+        self.open_until = 0.0
+        self.reopens = 0
+        self.trials_started = 0
+        self.trial_successes = 0
+
+    def retry_after(self, now: float, trial: bool = True) -> float | None:
+        """None when a call may go ahead (in half-open, counted as a trial when ``trial``);
+        otherwise the seconds until calls are admitted again (0 while trials are in flight)."""
+        if self.state is State.OPEN:
+            if now < self.open_until:
+                return self.open_until - now
+            self._move(State.HALF_OPEN, "open wait elapsed", now)
+        if self.state is State.HALF_OPEN and trial:
+            if self.trials_started >= self.policy.probes:
+                return 0.0
+            self.trials_started += 1
+        return None
+
+    def on_result(self, counts: Counts, now: float) -> LocalTransition | None:
+        """Account one call's outcome; returns the transition it caused, if any."""
+        if counts.calls == 0:
+            if self.state is State.HALF_OPEN and self.trials_started:
+                self.trials_started -= 1  # an ignored outcome proves nothing: free its trial slot
+            return None
+        if self.state is State.CLOSED:
+            self.window.record(counts, now)
+            reason = trip_reason(self.window.counts(now), self.policy)
+            if reason is not None:
+                return self._move(State.OPEN, reason, now)
+        elif self.state is State.HALF_OPEN:
+            if counts.failures:
+                return self._move(State.OPEN, "trial call failed", now)
+            self.trial_successes += 1
+            if self.trial_successes >= self.policy.probes:
+                return self._move(State.CLOSED, f"{self.trial_successes} trial call(s) succeeded", now)
+        return None
+
+    def adopt(self, state: State, open_until: float) -> None:
+        """Follow a newer shared state (another process, the evaluator or a failover moved the
+        breaker on): start afresh in it, as the shared window did."""
+        self.state = state
+        self.open_until = open_until
+        self.trials_started = self.trial_successes = 0
+        self.window.reset()
+
+    def _move(self, to_state: State, reason: str, now: float) -> LocalTransition:
+        check_transition(self.alias, self.state, to_state)
+        counts = self.window.counts(now)
+        transition = LocalTransition(self.alias, self.state, to_state, reason, counts)
+        if to_state is State.OPEN:
+            self.reopens = self.reopens + 1 if self.state is State.HALF_OPEN else 0
+            self.open_until = now + open_wait(self.policy, self.reopens, self.rng)
+        self.state = to_state
+        self.trials_started = self.trial_successes = 0
+        if to_state is not State.OPEN:
+            self.window.reset()
+        return transition

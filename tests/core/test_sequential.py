@@ -1,0 +1,89 @@
+"""The sequential breaker, driven per call with a fake clock."""
+
+import random
+
+import pytest
+
+from breaker_worker.core.machine import State
+from breaker_worker.core.policy import Policy
+from breaker_worker.core.sequential import SequentialBreaker
+from breaker_worker.core.window import Counts
+
+OK = Counts(1, 0, 0)
+FAIL = Counts(1, 1, 0)
+IGNORED = Counts()
+POLICY = Policy(window_seconds=10, minimum_calls=4, failure_rate=50, open_seconds=5, probes=2)
+
+
+def breaker():
+    return SequentialBreaker("1-default", POLICY, rng=random.Random(7))
+
+
+def test_opens_inline_on_the_call_that_crosses_the_threshold():
+    b = breaker()
+    assert [b.on_result(r, 100.0) for r in (OK, FAIL, OK)] == [None, None, None]
+    transition = b.on_result(FAIL, 100.5)  # 2 of 4 = 50 %
+    assert (transition.from_state, transition.to_state) == (State.CLOSED, State.OPEN)
+    assert transition.reason == "failure rate 50% >= 50% (2 of 4 calls in 10s)"
+    assert transition.counts == Counts(4, 2, 0)
+    assert b.state is State.OPEN
+    assert 4.5 <= b.retry_after(100.5) <= 5.5
+
+
+def test_not_enough_calls_never_opens():
+    b = breaker()
+    assert [b.on_result(FAIL, 100.0) for _ in range(3)] == [None, None, None]
+    assert b.state is State.CLOSED and b.retry_after(100.0) is None
+
+
+def test_half_open_admits_a_bounded_number_of_trials_and_closes_after_enough_successes():
+    b = breaker()
+    for _ in range(4):
+        b.on_result(FAIL, 100.0)
+    now = b.open_until
+    assert b.retry_after(now) is None and b.state is State.HALF_OPEN  # trial 1
+    assert b.retry_after(now) is None  # trial 2
+    assert b.retry_after(now) == 0.0  # a third caller waits for the trials
+    assert b.retry_after(now, trial=False) is None  # a connect is not a trial
+    assert b.on_result(OK, now) is None
+    transition = b.on_result(OK, now)
+    assert (transition.from_state, transition.to_state) == (State.HALF_OPEN, State.CLOSED)
+    assert transition.reason == "2 trial call(s) succeeded"
+    assert b.window.counts(now) == Counts()  # closed starts afresh
+
+
+def test_a_failed_trial_reopens_with_a_longer_wait():
+    b = breaker()
+    for _ in range(4):
+        b.on_result(FAIL, 100.0)
+    first_wait = b.open_until - 100.0
+    now = b.open_until
+    b.retry_after(now)
+    transition = b.on_result(FAIL, now)
+    assert (transition.from_state, transition.to_state, transition.reason) == (
+        State.HALF_OPEN,
+        State.OPEN,
+        "trial call failed",
+    )
+    assert b.reopens == 1 and b.open_until - now > first_wait * 1.5
+
+
+def test_an_ignored_trial_frees_its_slot():
+    b = breaker()
+    for _ in range(4):
+        b.on_result(FAIL, 100.0)
+    now = b.open_until
+    assert b.retry_after(now) is None and b.retry_after(now) is None
+    b.on_result(IGNORED, now)
+    assert b.retry_after(now) is None
+
+
+@pytest.mark.parametrize("state", [State.CLOSED, State.HALF_OPEN, State.OPEN])
+def test_adopting_the_shared_state_starts_afresh(state):
+    b = breaker()
+    for _ in range(3):
+        b.on_result(FAIL, 100.0)
+    b.adopt(state, open_until=200.0)
+    assert b.state is state and b.window.counts(100.0) == Counts()
+    if state is State.OPEN:
+        assert b.retry_after(150.0) == 50.0
