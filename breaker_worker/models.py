@@ -82,6 +82,8 @@ class BreakerEvent(models.Model):
     failure_rate = models.FloatField(null=True, blank=True)
     calls = models.PositiveIntegerField(null=True, blank=True)
     actor = models.CharField(max_length=150, default="evaluator")
+    # Failover events only: the server the alias moved to, empty when it stayed.
+    moved_to = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["at", "id"]

@@ -218,54 +218,97 @@ def fail_over(alias: str, epoch: int) -> dict[str, object]:
     if database.failover_epoch < epoch:
         if record.state is not State.OPEN or record.epoch != epoch:
             return {"alias": alias, "status": "stale", "state": record.state.value, "epoch": record.epoch}
-        update = import_string(settings.BREAKER_UPDATE_DB_CONFIG)
-        chosen = update(database.tenant_id, alias)  # may probe servers: outside any transaction
-        database = _save_failover(alias, epoch, chosen)
-    moved = _moved_to(database)
-    if moved is None:
+        _save_failover(alias, _choose_candidate(database), epoch=epoch)
+        database.refresh_from_db()
+    last = database.events.filter(kind=BreakerEvent.Kind.FAILOVER, epoch=database.failover_epoch).last()
+    if last is None or not last.moved_to:
         return {"alias": alias, "status": "no healthy candidate", "generation": database.generation}
     # Idempotent from here on: a retry after a crash repeats only what may be missing.
     announce_generation(database)
-    transition(alias, State.OPEN, epoch, State.HALF_OPEN, f"failed over to {moved}", actor="failover")
-    return {"alias": alias, "status": "moved", "to": moved, "generation": database.generation}
+    transition(alias, State.OPEN, epoch, State.HALF_OPEN, f"failed over to {last.moved_to}", actor="failover")
+    return {"alias": alias, "status": "moved", "to": last.moved_to, "generation": database.generation}
 
 
-def _save_failover(alias: str, epoch: int, chosen: Candidate | None) -> TenantDatabase:
+def fail_over_now(alias: str, actor: str) -> dict[str, object]:
+    """An operator's failover, whatever the breaker's state; an open breaker goes half-open to
+    probe the new server. Not bound to an epoch: each call moves on once more."""
+    database = _registered(alias)
+    event = _save_failover(alias, _choose_candidate(database), actor=actor)
+    if not event.moved_to:
+        return {"alias": alias, "status": "no healthy candidate", "generation": event.generation}
+    database.refresh_from_db()
+    announce_generation(database)
+    record = get_store().states([alias])[alias]
+    if record.state is State.OPEN:
+        transition(alias, State.OPEN, record.epoch, State.HALF_OPEN, f"failed over to {event.moved_to}", actor=actor)
+    return {"alias": alias, "status": "moved", "to": event.moved_to, "generation": database.generation}
+
+
+def _choose_candidate(database: TenantDatabase) -> Candidate | None:
+    update = import_string(settings.BREAKER_UPDATE_DB_CONFIG)
+    return update(database.tenant_id, database.alias)  # may probe servers: outside any transaction
+
+
+def _save_failover(
+    alias: str, chosen: Candidate | None, epoch: int | None = None, actor: str = "failover"
+) -> BreakerEvent | None:
+    """Make ``chosen`` active (bumping the generation) and write the failover's history row, in
+    one transaction. With an epoch, only once per epoch: None when that one already ran."""
     with transaction.atomic():
         database = TenantDatabase.objects.select_for_update().select_related("active_candidate").get(alias=alias)
-        if database.failover_epoch >= epoch:  # a duplicate task won the race
-            return database
+        if epoch is not None and database.failover_epoch >= epoch:  # a duplicate task won the race
+            return None
         old = database.active_candidate
-        database.failover_epoch = epoch
+        moved_to = ""
         if chosen is not None and chosen.pk != database.active_candidate_id:
             database.active_candidate = chosen
             database.generation += 1
-            reason = f"moved from {old.host}:{old.port} to {chosen.host}:{chosen.port}"
+            moved_to = f"{chosen.host}:{chosen.port}"
+            reason = f"moved from {old.host}:{old.port} to {moved_to}"
         else:
             reason = "no healthy candidate: staying on the active server until the open wait ends"
+        if epoch is not None:
+            database.failover_epoch = epoch
         database.save(update_fields=["active_candidate", "generation", "failover_epoch"])
-        BreakerEvent.objects.create(
+        record = get_store().states([alias])[alias]
+        event = BreakerEvent.objects.create(
             database=database,
             at=datetime.now(UTC),
             kind=BreakerEvent.Kind.FAILOVER,
-            from_state=State.OPEN.value,
-            to_state=State.OPEN.value,
+            from_state=record.state.value,
+            to_state=record.state.value,
             reason=reason,
-            epoch=epoch,
+            epoch=epoch if epoch is not None else record.epoch,
             generation=database.generation,
-            actor="failover",
+            actor=actor,
+            moved_to=moved_to,
         )
-    logger.warning("alias %s: failover for epoch %s: %s", alias, epoch, reason)
+    logger.warning("alias %s: failover by %s: %s", alias, actor, reason)
+    return event
+
+
+def force_state(alias: str, to_state: State, actor: str) -> dict[str, object]:
+    """An operator's override: forced_open, disabled (recording goes on, nothing trips) or
+    closed (reset). Goes through the same compare-and-set as the evaluator."""
+    if to_state not in (State.FORCED_OPEN, State.DISABLED, State.CLOSED):
+        raise InvalidConfigError(f"cannot force {alias} to {to_state.value}: use forced_open, disabled or closed")
+    _registered(alias)
+    store = get_store()
+    for _ in range(5):  # lost a race with the evaluator: read again and retry
+        record = store.states([alias])[alias]
+        if record.state is to_state:
+            return {"alias": alias, "state": to_state.value, "epoch": record.epoch, "changed": False}
+        epoch = transition(alias, record.state, record.epoch, to_state, f"set by {actor}", actor=actor)
+        if epoch is not None:
+            return {"alias": alias, "state": to_state.value, "epoch": epoch, "changed": True}
+    raise StoreUnavailableError(f"breaker {alias} kept changing; try again")
+
+
+def _registered(alias: str) -> TenantDatabase:
+    database = TenantDatabase.objects.select_related("active_candidate").filter(alias=alias).first()
+    if database is None or database.active_candidate is None:
+        raise InvalidConfigError(f"unknown alias {alias!r}: register it with `manage.py tenant_db set`")
     return database
-
-
-def _moved_to(database: TenantDatabase) -> str | None:
-    """The address the failover of ``database.failover_epoch`` moved to, or None if it stayed."""
-    last = database.events.filter(kind=BreakerEvent.Kind.FAILOVER, epoch=database.failover_epoch).last()
-    if last is None or not last.reason.startswith("moved"):
-        return None
-    candidate = database.active_candidate
-    return f"{candidate.host}:{candidate.port}"
 
 
 # --- probes -------------------------------------------------------------------------------
@@ -273,9 +316,7 @@ def _moved_to(database: TenantDatabase) -> str | None:
 
 def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
     """Probe the active candidate; in half-open, success closes the breaker and failure reopens it."""
-    database = TenantDatabase.objects.select_related("active_candidate").filter(alias=alias).first()
-    if database is None or database.active_candidate is None:
-        raise InvalidConfigError(f"unknown alias {alias!r}: register it with `manage.py tenant_db set`")
+    database = _registered(alias)
     store = get_store()
     owner = uuid.uuid4().hex
     policy = settings.BREAKER_POLICY

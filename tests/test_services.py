@@ -167,3 +167,39 @@ def test_one_prober_at_a_time(alias, store):
     store.acquire_lease(alias, "someone-else", 30)
     result = services.probe(alias)
     assert result["ok"] is None and result["detail"] == "another probe of this alias is running"
+
+
+def test_operator_overrides_go_through_compare_and_set_and_the_history(alias, store, sent_tasks):
+    assert services.force_state(alias, State.FORCED_OPEN, "alice")["changed"] is True
+    assert services.force_state(alias, State.FORCED_OPEN, "alice")["changed"] is False
+    assert services.force_state(alias, State.DISABLED, "bob")["state"] == "disabled"
+    assert services.force_state(alias, State.CLOSED, "carol")["epoch"] == 3
+    assert [(e.from_state, e.to_state, e.actor, e.reason) for e in events(alias)] == [
+        ("closed", "forced_open", "alice", "set by alice"),
+        ("forced_open", "disabled", "bob", "set by bob"),
+        ("disabled", "closed", "carol", "set by carol"),
+    ]
+    assert sent_tasks == []  # forcing open is the operator's call: no failover
+    with pytest.raises(services.InvalidConfigError, match="use forced_open, disabled or closed"):
+        services.force_state(alias, State.HALF_OPEN, "alice")
+
+
+def test_a_disabled_breaker_never_trips(alias, store, sent_tasks):
+    services.force_state(alias, State.DISABLED, "alice")
+    now = time.time()
+    trip(store, alias, now)
+    assert services.evaluate_breakers(now)["transitions"] == 0
+    assert store.states([alias])[alias].state is State.DISABLED
+
+
+def test_fail_over_now_moves_a_closed_alias_and_records_who(alias, store, sent_tasks, seed_databases):
+    result = services.fail_over_now(alias, "alice")
+    assert result == {"alias": alias, "status": "moved", "to": f"127.0.0.1:{seed_databases['a_port']}", "generation": 2}
+    [event] = events(alias, BreakerEvent.Kind.FAILOVER)
+    assert (event.actor, event.moved_to, event.from_state) == (
+        "alice",
+        f"127.0.0.1:{seed_databases['a_port']}",
+        "closed",
+    )
+    assert store.states([alias])[alias].generation == 2
+    assert store.states([alias])[alias].state is State.CLOSED
