@@ -93,7 +93,7 @@ class BreakerRuntime:
         if record is not None and record.state in REJECTING_STATES:
             retry_after = max(0.0, record.open_until - time.time()) if record.open_until else None
             raise BreakerOpenError(alias, retry_after, record.reason)
-        if self.sequential:
+        if self.sequential and (record is None or record.state is not State.DISABLED):
             with self._lock:
                 local = self.local.get(alias)
                 retry_after = local.retry_after(time.time(), trial) if local is not None else None
@@ -128,6 +128,9 @@ class BreakerRuntime:
         target = self.targets.get(alias)
         if target is not None and generation != target.generation:
             return  # measured against the previous server
+        shared = self.states.get(alias)
+        if shared is not None and shared.state is State.DISABLED:
+            return  # an operator disabled this breaker: record, never trip
         local = self.local.get(alias)
         if local is None:
             local = self.local[alias] = SequentialBreaker(alias, self.policy)
