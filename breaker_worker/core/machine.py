@@ -59,6 +59,8 @@ class BreakerView:
     open_until: float  # when an open breaker may go half-open (epoch seconds)
     counts: Counts  # the window of the active generation
     reopens: int = 0  # consecutive reopens without closing: the open wait grows with them
+    since: float = 0.0  # when the current state began
+    connect_failures: int = 0  # consecutive failed connection attempts, all processes
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Decision:
 def decide(view: BreakerView, policy: Policy, now: float) -> Decision | None:
     """The transition the evaluator should attempt now, or None to leave the breaker as it is."""
     if view.state in (State.CLOSED, State.HALF_OPEN):
-        reason = trip_reason(view.counts, policy)
+        reason = trip_reason(view.counts, policy, view.connect_failures)
         if reason is None:
             return None
         if view.state is State.HALF_OPEN:
@@ -81,7 +83,9 @@ def decide(view: BreakerView, policy: Policy, now: float) -> Decision | None:
     return None
 
 
-def trip_reason(counts: Counts, policy: Policy) -> str | None:
+def trip_reason(counts: Counts, policy: Policy, connect_failures: int = 0) -> str | None:
+    if policy.connect_failures and connect_failures >= policy.connect_failures:
+        return f"{connect_failures} consecutive connection failures"
     # Compared in integers times percent: 29/100*100 is 28.999... in floating point.
     failure_rate = counts.failure_rate(policy.minimum_calls)
     if failure_rate is not None and counts.failures * 100 >= policy.failure_rate * counts.calls:
@@ -96,6 +100,17 @@ def trip_reason(counts: Counts, policy: Policy) -> str | None:
             f"({counts.slow} of {counts.calls} calls slower than {policy.slow_call_seconds:g}s)"
         )
     return None
+
+
+def next_reopens(from_state: State, reopens: int, since: float, now: float, policy: Policy) -> int:
+    """How many reopens in a row a new open counts: one more after a failed half-open, or after
+    a close that did not last (flapping); back to 0 once the breaker stayed closed for longer
+    than the longest open wait."""
+    if from_state is State.HALF_OPEN:
+        return reopens + 1
+    if from_state is State.CLOSED and reopens and now - since < policy.max_open_seconds:
+        return reopens + 1
+    return 0
 
 
 def open_wait(policy: Policy, reopens: int, rng: random.Random | None = None) -> float:

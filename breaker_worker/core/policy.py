@@ -20,6 +20,9 @@ class Policy:
     max_open_seconds: float = 300.0
     probes: int = 3
     evaluate_every: float = 1.0
+    # Consecutive failed connection attempts that trip at once, below minimum_calls: a quiet
+    # tenant whose server died must not wait for volume. 0 turns the rule off.
+    connect_failures: int = 5
 
     # field -> (low, high), both inclusive
     RANGES = {
@@ -32,6 +35,7 @@ class Policy:
         "max_open_seconds": (0.1, 86400.0),
         "probes": (1, 100),
         "evaluate_every": (0.1, 3600.0),
+        "connect_failures": (0, 1000),
     }
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .machine import State, check_transition, open_wait, trip_reason
+from .machine import State, check_transition, next_reopens, open_wait, trip_reason
 from .policy import Policy
 from .window import Counts, TimeWindow
 
@@ -36,6 +36,8 @@ class SequentialBreaker:
         self.reopens = 0
         self.trials_started = 0
         self.trial_successes = 0
+        self.connect_failures = 0  # consecutive failed connects
+        self.since = 0.0
 
     def retry_after(self, now: float, trial: bool = True) -> float | None:
         """None when a call may go ahead (in half-open, counted as a trial when ``trial``);
@@ -50,15 +52,20 @@ class SequentialBreaker:
             self.trials_started += 1
         return None
 
-    def on_result(self, counts: Counts, now: float) -> LocalTransition | None:
-        """Account one call's outcome; returns the transition it caused, if any."""
+    def on_result(self, counts: Counts, now: float, connecting: bool = False) -> LocalTransition | None:
+        """Account one call's outcome (``connecting``: a connection attempt); returns the
+        transition it caused, if any."""
+        if counts.calls and not counts.failures:
+            self.connect_failures = 0
+        elif connecting:
+            self.connect_failures += 1
         if counts.calls == 0:
             if self.state is State.HALF_OPEN and self.trials_started:
                 self.trials_started -= 1  # an ignored outcome proves nothing: free its trial slot
             return None
         if self.state is State.CLOSED:
             self.window.record(counts, now)
-            reason = trip_reason(self.window.counts(now), self.policy)
+            reason = trip_reason(self.window.counts(now), self.policy, self.connect_failures)
             if reason is not None:
                 return self._move(State.OPEN, reason, now)
         elif self.state is State.HALF_OPEN:
@@ -82,9 +89,11 @@ class SequentialBreaker:
         counts = self.window.counts(now)
         transition = LocalTransition(self.alias, self.state, to_state, reason, counts)
         if to_state is State.OPEN:
-            self.reopens = self.reopens + 1 if self.state is State.HALF_OPEN else 0
+            self.reopens = next_reopens(self.state, self.reopens, self.since, now, self.policy)
             self.open_until = now + open_wait(self.policy, self.reopens, self.rng)
+            self.connect_failures = 0
         self.state = to_state
+        self.since = now
         self.trials_started = self.trial_successes = 0
         if to_state is not State.OPEN:
             self.window.reset()

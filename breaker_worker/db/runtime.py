@@ -54,12 +54,16 @@ class BreakerRuntime:
         self.states: dict[str, StateRecord] = {}
         self._unregistered: dict[str, float] = {}  # alias -> when the control DB said "unknown"
         self.local: dict[str, SequentialBreaker] = {}  # sequential mode only
+        # In aggregator mode half-open trial calls are the prober's (one per alias, by lease):
+        # application queries wait until the probes close the breaker.
+        self._rejecting = REJECTING_STATES if sequential else REJECTING_STATES | {State.HALF_OPEN}
         self._after_fork()
 
     def _after_fork(self) -> None:
         """Fresh per-process parts: threads and sockets do not survive fork."""
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int, int], list[int]] = {}
+        self._streaks: dict[tuple[str, int], list[int]] = {}  # -> [succeeded, failed connects since]
         self._local_transitions: list[LocalTransition] = []
         self._adopted_epochs: dict[str, int] = {}
         self._thread: threading.Thread | None = None
@@ -90,7 +94,7 @@ class BreakerRuntime:
         """Raise BreakerOpenError if the alias's breaker rejects calls now. In sequential mode
         a call admitted in half-open counts as a trial when ``trial`` (a query, not a connect)."""
         record = self.states.get(alias)
-        if record is not None and record.state in REJECTING_STATES:
+        if record is not None and record.state in self._rejecting:
             retry_after = max(0.0, record.open_until - time.time()) if record.open_until else None
             raise BreakerOpenError(alias, retry_after, record.reason)
         if self.sequential and (record is None or record.state is not State.DISABLED):
@@ -100,7 +104,7 @@ class BreakerRuntime:
             if retry_after is not None:
                 raise BreakerOpenError(alias, retry_after, "opened in this process")
 
-    def record(self, alias: str, generation: int, outcome: Outcome, duration: float) -> None:
+    def record(self, alias: str, generation: int, outcome: Outcome, duration: float, connecting: bool = False) -> None:
         if outcome is Outcome.IGNORED:
             return
         slow = outcome is Outcome.SLOW or duration >= self.policy.slow_call_seconds
@@ -115,15 +119,22 @@ class BreakerRuntime:
                 counts[1] += 1
             if slow:
                 counts[2] += 1
+            streak = self._streaks.setdefault((alias, generation), [0, 0])
+            if outcome is not Outcome.FAILURE:
+                streak[:] = [1, 0]
+            elif connecting:
+                streak[1] += 1
             if self.sequential:
-                self._drive_local(alias, generation, counts_of(outcome, slow), now)
+                self._drive_local(alias, generation, counts_of(outcome, slow), now, connecting)
         if self._thread is None:
             self._ensure_sync_thread()
 
-    def record_error(self, alias: str, generation: int, exc: BaseException, duration: float) -> None:
-        self.record(alias, generation, classify(exc), duration)
+    def record_error(
+        self, alias: str, generation: int, exc: BaseException, duration: float, connecting: bool = False
+    ) -> None:
+        self.record(alias, generation, classify(exc), duration, connecting)
 
-    def _drive_local(self, alias: str, generation: int, counts: Counts, now: float) -> None:
+    def _drive_local(self, alias: str, generation: int, counts: Counts, now: float, connecting: bool) -> None:
         """Sequential mode, under the lock: per-call evaluation of this process's breaker."""
         target = self.targets.get(alias)
         if target is not None and generation != target.generation:
@@ -134,7 +145,7 @@ class BreakerRuntime:
         local = self.local.get(alias)
         if local is None:
             local = self.local[alias] = SequentialBreaker(alias, self.policy)
-        transition = local.on_result(counts, now)
+        transition = local.on_result(counts, now, connecting)
         if transition is not None:
             logger.warning(
                 "breaker %s: %s -> %s in process %s (%s)",
@@ -252,6 +263,7 @@ class BreakerRuntime:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
+            streaks, self._streaks = self._streaks, {}
         if not pending:
             return
         now = time.time()
@@ -260,18 +272,25 @@ class BreakerRuntime:
             batches.setdefault((alias, generation), {})[second] = Counts(calls, failures, slow)
         try:
             self.store.record(
-                [OutcomeBatch(alias, gen, buckets) for (alias, gen), buckets in batches.items()],
+                [self._batch(key, buckets, streaks) for key, buckets in batches.items()],
                 now,
                 ttl=self.policy.window_seconds * 2 + 60,
             )
         except StoreUnavailableError:
-            self._keep_for_later(pending, now)
+            self._keep_for_later(pending, streaks, now)
             raise
 
-    def _keep_for_later(self, pending: dict[tuple[str, int, int], list[int]], now: float) -> None:
+    @staticmethod
+    def _batch(key: tuple[str, int], buckets: dict[int, Counts], streaks: dict) -> OutcomeBatch:
+        succeeded, connect_failures = streaks.get(key, (0, 0))
+        return OutcomeBatch(key[0], key[1], buckets, bool(succeeded), connect_failures)
+
+    def _keep_for_later(self, pending: dict[tuple[str, int, int], list[int]], streaks: dict, now: float) -> None:
         """Put unflushed outcomes back, dropping those that left the window meanwhile."""
         oldest = int(now) - self.policy.window_seconds
         with self._lock:
+            for key, streak in streaks.items():
+                self._streaks.setdefault(key, streak)  # a newer streak of this key supersedes it
             for key, counts in pending.items():
                 if key[2] <= oldest:
                     continue

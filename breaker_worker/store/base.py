@@ -27,11 +27,19 @@ class StateRecord:
 
 @dataclass(frozen=True)
 class OutcomeBatch:
-    """Counts of one alias and generation, per one-second bucket, gathered in one process."""
+    """Counts of one alias and generation, per one-second bucket, gathered in one process,
+    and how the batch changes the alias's streak of consecutive failed connects."""
 
     alias: str
     generation: int
     buckets: Mapping[int, Counts]
+    succeeded: bool = False  # a call succeeded: the streak restarts from connect_failures
+    connect_failures: int = 0  # failed connects after the batch's last success
+
+    def streak_argument(self) -> str:
+        if self.succeeded:
+            return f"={self.connect_failures}"
+        return f"+{self.connect_failures}" if self.connect_failures else ""
 
 
 class BreakerStore(Protocol):
@@ -52,7 +60,7 @@ class BreakerStore(Protocol):
         now: float,
         reason: str,
         open_until: float = 0.0,
-        reopens: int = 0,
+        reopens: int | None = None,
     ) -> int | None: ...
 
     def advance_generation(self, alias: str, generation: int) -> bool: ...

@@ -25,31 +25,40 @@ TRIPPED_KEY = "cb:tripped"  # hash: alias -> "<epoch> <state>"; those not closed
 
 STATE_FIELDS = ("state", "epoch", "since", "open_until", "reopens", "reason")
 
-# KEYS: window, generation. ARGV: generation, ttl, then (second, calls, failures, slow)...
+# KEYS: window, generation. ARGV: generation, ttl, connect-failure streak ("" to leave it,
+# "=N" to set it after a success, "+N" to extend it), then (second, calls, failures, slow)...
 # Outcomes gathered under an older generation were measured against the previous server:
 # they must not count against the new one.
 RECORD_SCRIPT = """
 local current = redis.call('GET', KEYS[2])
 if current and current ~= ARGV[1] then return 0 end
-for i = 3, #ARGV, 4 do
+for i = 4, #ARGV, 4 do
   local second = ARGV[i]
   redis.call('HINCRBY', KEYS[1], 'c:' .. second, ARGV[i + 1])
   if ARGV[i + 2] ~= '0' then redis.call('HINCRBY', KEYS[1], 'f:' .. second, ARGV[i + 2]) end
   if ARGV[i + 3] ~= '0' then redis.call('HINCRBY', KEYS[1], 's:' .. second, ARGV[i + 3]) end
+end
+local streak = ARGV[3]
+if string.sub(streak, 1, 1) == '=' then
+  redis.call('HSET', KEYS[1], 'cf', string.sub(streak, 2))
+elseif string.sub(streak, 1, 1) == '+' then
+  redis.call('HINCRBY', KEYS[1], 'cf', string.sub(streak, 2))
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
 # KEYS: state, window. ARGV: expected state, expected epoch, to state, now, reason,
-# open_until, reopens, clear window (1/0). Returns {applied (1/0), current state, current epoch}.
+# open_until, reopens ('' keeps the stored count), clear window (1/0).
+# Returns {applied (1/0), current state, current epoch}.
 TRANSITION_SCRIPT = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
 if state ~= ARGV[1] or epoch ~= tonumber(ARGV[2]) then return {0, state, epoch} end
 epoch = epoch + 1
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'epoch', epoch, 'since', ARGV[4],
-           'reason', ARGV[5], 'open_until', ARGV[6], 'reopens', ARGV[7])
+           'reason', ARGV[5], 'open_until', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'reopens', ARGV[7]) end
 if ARGV[8] == '1' then redis.call('DEL', KEYS[2]) end
 return {1, ARGV[3], epoch}
 """
@@ -114,6 +123,8 @@ def parse_window(fields: dict[str, str]) -> list[tuple[int, Counts]]:
     per_second: dict[int, list[int]] = {}
     for name, value in fields.items():
         kind, _, second = name.partition(":")
+        if not second:
+            continue  # "cf", the connect-failure streak
         slot = per_second.setdefault(int(second), [0, 0, 0])
         slot["cfs".index(kind)] += int(value)
     return [(second, Counts(*values)) for second, values in per_second.items()]
@@ -143,7 +154,7 @@ class RedisBreakerStore:
             pipe = self.client.pipeline(transaction=False)
             aliases: dict[str, float] = {}
             for batch in batches:
-                args: list[Any] = [batch.generation, ttl]
+                args: list[Any] = [batch.generation, ttl, batch.streak_argument()]
                 for second, counts in batch.buckets.items():
                     args += [second, counts.calls, counts.failures, counts.slow]
                 self._record(keys=[key(batch.alias, "window"), key(batch.alias, "generation")], args=args, client=pipe)
@@ -187,9 +198,11 @@ class RedisBreakerStore:
                     epoch=record.epoch,
                     open_until=record.open_until,
                     reopens=record.reopens,
+                    since=record.since,
+                    connect_failures=int(fields.get("cf", 0)),
                     counts=counts_from_buckets(parse_window(fields), now, window_seconds),
                 )
-                stale = [name for name in fields if int(name.partition(":")[2]) <= oldest]
+                stale = [n for n in fields if n.partition(":")[2] and int(n.partition(":")[2]) <= oldest]
                 if stale:
                     prune.hdel(key(alias, "window"), *stale)
             if len(prune):
@@ -220,7 +233,7 @@ class RedisBreakerStore:
         now: float,
         reason: str,
         open_until: float = 0.0,
-        reopens: int = 0,
+        reopens: int | None = None,
     ) -> int | None:
         """Compare-and-set: apply only if the breaker is still in ``expected`` at ``expected_epoch``.
         Returns the new epoch, or None when another evaluator or task got there first."""
@@ -230,7 +243,16 @@ class RedisBreakerStore:
         def run() -> int | None:
             applied, state, epoch = self._transition(
                 keys=[key(alias, "state"), key(alias, "window")],
-                args=[expected.value, expected_epoch, to_state.value, now, reason, open_until, reopens, clear_window],
+                args=[
+                    expected.value,
+                    expected_epoch,
+                    to_state.value,
+                    now,
+                    reason,
+                    open_until,
+                    "" if reopens is None else reopens,
+                    clear_window,
+                ],
             )
             # Also on a refused transition: repairs the index if an earlier write of it failed.
             if int(epoch) > 0:

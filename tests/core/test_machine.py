@@ -16,6 +16,7 @@ from breaker_worker.core.machine import (
     State,
     check_transition,
     decide,
+    next_reopens,
     open_wait,
     trip_reason,
 )
@@ -244,3 +245,19 @@ def test_jitter_at_the_cap_stays_within_ten_percent_below_it():
     waits = [open_wait(policy, 8, rng) for _ in range(500)]
     assert all(27.0 <= w <= 30.0 for w in waits)
     assert min(waits) < 28.5
+
+
+def test_next_reopens_grows_after_half_open_and_flapping_and_decays_after_a_long_close():
+    policy = Policy(max_open_seconds=300)
+    assert next_reopens(State.HALF_OPEN, 2, since=0.0, now=1000.0, policy=policy) == 3
+    assert next_reopens(State.CLOSED, 2, since=900.0, now=1000.0, policy=policy) == 3  # closed 100 s
+    assert next_reopens(State.CLOSED, 2, since=600.0, now=1000.0, policy=policy) == 0  # closed 400 s
+    assert next_reopens(State.CLOSED, 0, since=999.0, now=1000.0, policy=policy) == 0
+    assert next_reopens(State.FORCED_OPEN, 4, since=999.0, now=1000.0, policy=policy) == 0
+
+
+def test_consecutive_connect_failures_trip_below_minimum_calls():
+    policy = Policy(minimum_calls=100, connect_failures=5)
+    assert trip_reason(Counts(5, 5, 0), policy, connect_failures=4) is None
+    assert trip_reason(Counts(5, 5, 0), policy, connect_failures=5) == "5 consecutive connection failures"
+    assert trip_reason(Counts(5, 5, 0), Policy(minimum_calls=100, connect_failures=0), connect_failures=50) is None

@@ -19,6 +19,7 @@ DEFAULTS = {
     "max_open_seconds": 300.0,
     "probes": 3,
     "evaluate_every": 1.0,
+    "connect_failures": 5,
 }
 
 # field -> (lowest allowed, highest allowed, just below, just above)
@@ -32,6 +33,7 @@ LIMITS = {
     "max_open_seconds": (0.1, 86400.0, 0.0, 86401.0),
     "probes": (1, 100, 0, 101),
     "evaluate_every": (0.1, 3600.0, 0.0, 3600.1),
+    "connect_failures": (0, 1000, -1, 1001),
 }
 
 
@@ -146,6 +148,7 @@ def test_from_strings_parses_each_field_to_its_type():
             "max_open_seconds": "120",
             "probes": " 4 ",
             "evaluate_every": "0.5",
+            "connect_failures": "3",
         }
     )
     assert dataclasses.asdict(policy) == {
@@ -158,6 +161,7 @@ def test_from_strings_parses_each_field_to_its_type():
         "max_open_seconds": 120.0,
         "probes": 4,
         "evaluate_every": 0.5,
+        "connect_failures": 3,
     }
     assert type(policy.window_seconds) is int
     assert type(policy.slow_call_rate) is float

@@ -87,3 +87,14 @@ def test_adopting_the_shared_state_starts_afresh(state):
     assert b.state is state and b.window.counts(100.0) == Counts()
     if state is State.OPEN:
         assert b.retry_after(150.0) == 50.0
+
+
+def test_consecutive_failed_connects_open_at_once_and_a_success_restarts_the_count():
+    b = SequentialBreaker("1-default", Policy(minimum_calls=100, connect_failures=3), rng=random.Random(1))
+    assert b.on_result(FAIL, 100.0, connecting=True) is None
+    assert b.on_result(OK, 100.0) is None  # a success in between
+    assert b.on_result(FAIL, 100.0, connecting=True) is None
+    assert b.on_result(FAIL, 100.0) is None  # a failed query is not a failed connect
+    assert b.on_result(FAIL, 100.0, connecting=True) is None
+    transition = b.on_result(FAIL, 100.1, connecting=True)
+    assert (transition.to_state, transition.reason) == (State.OPEN, "3 consecutive connection failures")

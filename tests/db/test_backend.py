@@ -237,3 +237,25 @@ def test_sequential_mode_opens_inline_and_starts_the_same_failover_workflow(
     assert store.states([alias])[alias].state is State.OPEN
     sequential.stop()
     forget_tenant_connections()
+
+
+def test_failed_connects_build_a_streak_that_trips_a_quiet_alias(breaker, store, tenant_dbname, sent_tasks):
+    services.register_alias("4-default", [url(free_port(), tenant_dbname)])
+    for _ in range(5):
+        with pytest.raises(OperationalError):
+            server_port("4-default")
+    breaker.flush()
+    view = store.views(["4-default"], time.time(), 10)["4-default"]
+    assert (view.counts.calls, view.connect_failures) == (5, 5)
+    services.evaluate_breakers()
+    assert store.states(["4-default"])["4-default"].reason == "5 consecutive connection failures"
+
+
+def test_half_open_rejects_application_queries_while_the_prober_works(alias, breaker, store):
+    now = time.time()
+    store.transition(alias, State.CLOSED, 0, State.OPEN, now, "test")
+    store.transition(alias, State.OPEN, 1, State.HALF_OPEN, now, "failed over to 127.0.0.1:5000")
+    breaker.target(alias)
+    breaker.sync()
+    with pytest.raises(BreakerOpenError, match="failed over to 127.0.0.1:5000"):
+        server_port(alias)

@@ -272,8 +272,9 @@ def test_transition_applies_when_state_and_epoch_match(store):
 
     assert store.transition(ALIAS, State.OPEN, 1, State.HALF_OPEN, NOW + 31, "open wait elapsed") == 2
     assert store.transition(ALIAS, State.HALF_OPEN, 2, State.CLOSED, NOW + 40, "trial calls passed") == 3
+    # Reopens are kept through a close (they decay only once it stays closed: services' job).
     assert store.states([ALIAS])[ALIAS] == StateRecord(
-        state=State.CLOSED, epoch=3, since=NOW + 40, open_until=0.0, reopens=0, reason="trial calls passed"
+        state=State.CLOSED, epoch=3, since=NOW + 40, open_until=0.0, reopens=2, reason="trial calls passed"
     )
 
 

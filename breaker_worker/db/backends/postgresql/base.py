@@ -43,7 +43,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             super().connect()
         except Exception as exc:
             # A failed connect never reaches execute_wrapper: count it here.
-            self.breaker.record_error(self.alias, self.breaker_generation, exc, time.perf_counter() - started)
+            duration = time.perf_counter() - started
+            self.breaker.record_error(self.alias, self.breaker_generation, exc, duration, connecting=True)
             raise
 
     def ensure_connection(self):
