@@ -23,6 +23,9 @@ class Policy:
     # Consecutive failed connection attempts that trip at once, below minimum_calls: a quiet
     # tenant whose server died must not wait for volume. 0 turns the rule off.
     connect_failures: int = 5
+    # 0: the window is the last window_seconds. N > 0: it is the last N calls (no older than
+    # window_seconds), as in Resilience4j's count-based window.
+    window_calls: int = 0
 
     # field -> (low, high), both inclusive
     RANGES = {
@@ -36,6 +39,7 @@ class Policy:
         "probes": (1, 100),
         "evaluate_every": (0.1, 3600.0),
         "connect_failures": (0, 1000),
+        "window_calls": (0, 100_000),
     }
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .machine import State, check_transition, next_reopens, open_wait, trip_reason
 from .policy import Policy
-from .window import Counts, TimeWindow
+from .window import Counts, make_window
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class SequentialBreaker:
         self.alias = alias
         self.policy = policy
         self.rng = rng
-        self.window = TimeWindow(policy.window_seconds)
+        self.window = make_window(policy.window_seconds, policy.window_calls)
         self.state = State.CLOSED
         self.open_until = 0.0
         self.reopens = 0

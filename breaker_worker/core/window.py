@@ -1,4 +1,4 @@
-"""Time-based sliding windows of call outcomes.
+"""Time- and count-based sliding windows of call outcomes.
 
 Algorithm (after Resilience4j's SlidingTimeWindowMetrics): the last ``window_seconds`` seconds
 are a ring of one-second buckets plus a running total. Recording adds to the bucket of the
@@ -6,9 +6,15 @@ current second and to the total. When time moves on, each bucket that falls out 
 is subtracted from the total and zeroed before it is reused (subtract-on-evict), so recording
 and reading cost O(1) amortised and memory is O(window_seconds), whatever the call rate.
 
+The count-based window (``CountWindow``) is a ring of the last N calls' counts with a running
+total: recording a call subtracts the call it overwrites; O(1) per call, O(N) memory.
+
 The aggregator keeps the same buckets in Redis (one hash field per second and counter);
 ``counts_from_buckets`` sums those for the evaluator with the same rule for what is inside
 the window: bucket ``b`` counts at time ``now`` when ``now - window_seconds < b <= now``.
+Across processes the order of calls within one second is unknown, so the aggregator's
+count-based window (``counts_of_last_calls``) takes whole buckets from the newest back and a
+proportional share of the oldest one it needs.
 """
 
 from __future__ import annotations
@@ -68,6 +74,50 @@ def counts_from_buckets(buckets: Iterable[tuple[int, Counts]], now: float, windo
         if newest - window_seconds < second <= newest:
             total = total + counts
     return total
+
+
+def counts_of_last_calls(buckets: Iterable[tuple[int, Counts]], now: float, window_seconds: int, calls: int) -> Counts:
+    """The last ``calls`` calls among the buckets inside the window, newest bucket first."""
+    newest = int(now)
+    inside = sorted(((s, c) for s, c in buckets if newest - window_seconds < s <= newest), reverse=True)
+    total = Counts()
+    for _, counts in inside:
+        need = calls - total.calls
+        if counts.calls <= need:
+            total = total + counts
+            continue
+        if need > 0:
+            share = Counts(need, counts.failures * need // counts.calls, counts.slow * need // counts.calls)
+            total = total + share
+        break
+    return total
+
+
+def make_window(window_seconds: int, window_calls: int) -> TimeWindow | CountWindow:
+    return CountWindow(window_calls) if window_calls else TimeWindow(window_seconds)
+
+
+class CountWindow:
+    """The in-process ring of the last N calls; not thread-safe (callers hold a lock)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._calls: list[Counts] = [Counts()] * size
+        self._next = 0
+        self._total = Counts()
+
+    def record(self, counts: Counts, now: float) -> None:
+        if counts.calls == 0:
+            return
+        self._total = self._total - self._calls[self._next] + counts
+        self._calls[self._next] = counts
+        self._next = (self._next + 1) % self.size
+
+    def counts(self, now: float) -> Counts:
+        return self._total
+
+    def reset(self) -> None:
+        self.__init__(self.size)  # type: ignore[misc]
 
 
 class TimeWindow:

@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..core.machine import BreakerView, State
-from ..core.window import Counts, counts_from_buckets
+from ..core.window import Counts, counts_from_buckets, counts_of_last_calls
 from .base import OutcomeBatch, StateRecord, StoreUnavailableError
 
 POOL_RESET_CHANNEL = "cb:pool-reset"
@@ -177,7 +177,11 @@ class RedisBreakerStore:
 
         return self._run("read of recent aliases", run)
 
-    def views(self, aliases: Iterable[str], now: float, window_seconds: int) -> dict[str, BreakerView]:
+    def views(
+        self, aliases: Iterable[str], now: float, window_seconds: int, window_calls: int = 0
+    ) -> dict[str, BreakerView]:
+        """States and window counts; ``window_calls`` > 0 counts only the last that many calls.
+        Prunes window buckets older than ``window_seconds``."""
         aliases = list(aliases)
 
         def run() -> dict[str, BreakerView]:
@@ -200,7 +204,11 @@ class RedisBreakerStore:
                     reopens=record.reopens,
                     since=record.since,
                     connect_failures=int(fields.get("cf", 0)),
-                    counts=counts_from_buckets(parse_window(fields), now, window_seconds),
+                    counts=(
+                        counts_of_last_calls(parse_window(fields), now, window_seconds, window_calls)
+                        if window_calls
+                        else counts_from_buckets(parse_window(fields), now, window_seconds)
+                    ),
                 )
                 stale = [n for n in fields if n.partition(":")[2] and int(n.partition(":")[2]) <= oldest]
                 if stale:

@@ -20,6 +20,7 @@ DEFAULTS = {
     "probes": 3,
     "evaluate_every": 1.0,
     "connect_failures": 5,
+    "window_calls": 0,
 }
 
 # field -> (lowest allowed, highest allowed, just below, just above)
@@ -34,6 +35,7 @@ LIMITS = {
     "probes": (1, 100, 0, 101),
     "evaluate_every": (0.1, 3600.0, 0.0, 3600.1),
     "connect_failures": (0, 1000, -1, 1001),
+    "window_calls": (0, 100_000, -1, 100_001),
 }
 
 
@@ -149,6 +151,7 @@ def test_from_strings_parses_each_field_to_its_type():
             "probes": " 4 ",
             "evaluate_every": "0.5",
             "connect_failures": "3",
+            "window_calls": "50",
         }
     )
     assert dataclasses.asdict(policy) == {
@@ -162,6 +165,7 @@ def test_from_strings_parses_each_field_to_its_type():
         "probes": 4,
         "evaluate_every": 0.5,
         "connect_failures": 3,
+        "window_calls": 50,
     }
     assert type(policy.window_seconds) is int
     assert type(policy.slow_call_rate) is float

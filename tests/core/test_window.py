@@ -6,7 +6,16 @@ import random
 
 import pytest
 
-from breaker_worker.core.window import Counts, Outcome, TimeWindow, counts_from_buckets, counts_of
+from breaker_worker.core.window import (
+    CountWindow,
+    Counts,
+    Outcome,
+    TimeWindow,
+    counts_from_buckets,
+    counts_of,
+    counts_of_last_calls,
+    make_window,
+)
 
 FAIL = Counts(calls=1, failures=1, slow=0)
 OK = Counts(calls=1, failures=0, slow=0)
@@ -188,3 +197,26 @@ def test_a_record_older_than_the_window_is_not_counted():
     window.record(FAIL, now=5)
     # Window at 20 is seconds 11..20, as counts_from_buckets has it.
     assert window.counts(20) == counts_from_buckets([(20, OK), (5, FAIL)], now=20, window_seconds=10)
+
+
+def test_count_window_keeps_exactly_the_last_n_calls():
+    window = CountWindow(3)
+    for counts in (FAIL, FAIL, Counts(1, 0, 1), Counts(), Counts(1, 0, 0)):
+        window.record(counts, now=0)  # time plays no part; ignored calls are not calls
+    assert window.counts(12345) == Counts(3, 1, 1)  # FAIL, slow, OK
+    window.reset()
+    assert window.counts(0) == Counts()
+
+
+def test_counts_of_last_calls_takes_newest_buckets_and_a_share_of_the_oldest():
+    buckets = [(10, Counts(4, 4, 0)), (9, Counts(10, 0, 0)), (8, Counts(4, 2, 2)), (0, Counts(50, 50, 0))]
+    assert counts_of_last_calls(buckets, now=10.5, window_seconds=10, calls=4) == Counts(4, 4, 0)
+    assert counts_of_last_calls(buckets, now=10.5, window_seconds=10, calls=14) == Counts(14, 4, 0)
+    assert counts_of_last_calls(buckets, now=10.5, window_seconds=10, calls=16) == Counts(16, 5, 1)
+    # The bucket of second 0 is outside the 10 s window, whatever the count.
+    assert counts_of_last_calls(buckets, now=10.5, window_seconds=10, calls=1000) == Counts(18, 6, 2)
+
+
+def test_make_window_follows_the_policy():
+    assert isinstance(make_window(10, 0), TimeWindow)
+    assert isinstance(make_window(10, 50), CountWindow) and make_window(10, 50).size == 50
