@@ -84,7 +84,10 @@ def decide(view: BreakerView, policy: Policy, now: float) -> Decision | None:
 
 
 def trip_reason(counts: Counts, policy: Policy, connect_failures: int = 0) -> str | None:
-    if policy.connect_failures and connect_failures >= policy.connect_failures:
+    # The streak rule is for quiet aliases only: with enough calls the rates judge, so that a
+    # busy alias rides out a short restart of its server instead of failing over.
+    quiet = counts.calls < policy.minimum_calls
+    if quiet and policy.connect_failures and connect_failures >= policy.connect_failures:
         return f"{connect_failures} consecutive connection failures"
     # Compared in integers times percent: 29/100*100 is 28.999... in floating point.
     failure_rate = counts.failure_rate(policy.minimum_calls)

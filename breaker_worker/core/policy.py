@@ -20,8 +20,8 @@ class Policy:
     max_open_seconds: float = 300.0
     probes: int = 3
     evaluate_every: float = 1.0
-    # Consecutive failed connection attempts that trip at once, below minimum_calls: a quiet
-    # tenant whose server died must not wait for volume. 0 turns the rule off.
+    # Consecutive failed connection attempts that trip an alias with fewer than minimum_calls
+    # in its window: a quiet tenant whose server died must not wait for volume. 0: off.
     connect_failures: int = 5
     # 0: the window is the last window_seconds. N > 0: it is the last N calls (no older than
     # window_seconds), as in Resilience4j's count-based window.

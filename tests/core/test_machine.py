@@ -261,3 +261,9 @@ def test_consecutive_connect_failures_trip_below_minimum_calls():
     assert trip_reason(Counts(5, 5, 0), policy, connect_failures=4) is None
     assert trip_reason(Counts(5, 5, 0), policy, connect_failures=5) == "5 consecutive connection failures"
     assert trip_reason(Counts(5, 5, 0), Policy(minimum_calls=100, connect_failures=0), connect_failures=50) is None
+
+
+def test_the_connect_failure_streak_does_not_judge_a_busy_alias():
+    policy = Policy(minimum_calls=10, failure_rate=50, connect_failures=5)
+    # A short restart under traffic: 6 failed connects among 40 calls is 15 %, below the rate.
+    assert trip_reason(Counts(40, 6, 0), policy, connect_failures=6) is None
