@@ -67,8 +67,9 @@ if _control_db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    # A file, not :memory:, so that threads in tests share the test control DB.
-    _control_db["TEST"] = {"NAME": str(VAR_DIR / "test-control.sqlite3")}
+    # A file, not :memory:, so that threads in tests share the test control DB; one per test
+    # session, so that two sessions in one checkout do not delete each other's.
+    _control_db["TEST"] = {"NAME": str(VAR_DIR / f"test-control-{os.getpid()}.sqlite3")}
 DATABASES = TenantDatabases({"default": _control_db})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -117,6 +118,10 @@ BREAKER_CONNECT_TIMEOUT = int(os.environ.get("BREAKER_CONNECT_TIMEOUT", "3"))
 BREAKER_UPDATE_DB_CONFIG = os.environ.get(
     "BREAKER_UPDATE_DB_CONFIG", "breaker_worker.failover.update_db_config_for_tenant"
 )
+
+# Prometheus: a directory shared by every process on this host (gunicorn workers, Celery
+# children), emptied before they start, makes /metrics add up their counters.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 LOGGING = {
     "version": 1,
