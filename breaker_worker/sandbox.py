@@ -138,6 +138,7 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server not found: install Redis (Debian: redis-server)")
+        self.directory.mkdir(parents=True, exist_ok=True)  # stop() removes it; start() may follow
         self.process = subprocess.Popen(
             [
                 binary,

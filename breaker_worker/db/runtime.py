@@ -9,8 +9,10 @@ shared state has moved on to since. A background thread
 pipeline every BREAKER_SYNC_SECONDS, reads back the states and generations of the aliases this
 process uses, and reloads the active candidate of an alias whose generation moved on. A
 pool-reset message on Redis pub/sub only wakes that thread early: a process that misses it
-still catches up on its next poll. When Redis cannot be reached the breaker fails open: queries
-run unprotected, outcomes of the last window are kept for later, and one log line says so.
+still catches up on its next poll. When Redis cannot be reached, shared states are forgotten
+(a stale "open" must not reject forever) and each process judges its own queries with the
+sequential driver; outcomes of the last window are kept for later; one log line says so, and
+another when Redis answers again and the shared evaluation takes over.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from .. import metrics
 from ..core.classify import classify
 from ..core.machine import REJECTING_STATES, State
 from ..core.policy import Policy
@@ -97,7 +100,7 @@ class BreakerRuntime:
         if record is not None and record.state in self._rejecting:
             retry_after = max(0.0, record.open_until - time.time()) if record.open_until else None
             raise BreakerOpenError(alias, retry_after, record.reason)
-        if self.sequential and (record is None or record.state is not State.DISABLED):
+        if (self.sequential or self._store_down) and (record is None or record.state is not State.DISABLED):
             with self._lock:
                 local = self.local.get(alias)
                 retry_after = local.retry_after(time.time(), trial) if local is not None else None
@@ -124,7 +127,7 @@ class BreakerRuntime:
                 streak[:] = [1, 0]
             elif connecting:
                 streak[1] += 1
-            if self.sequential:
+            if self.sequential or self._store_down:
                 self._drive_local(alias, generation, counts_of(outcome, slow), now, connecting)
         if self._thread is None:
             self._ensure_sync_thread()
@@ -135,7 +138,8 @@ class BreakerRuntime:
         self.record(alias, generation, classify(exc), duration, connecting)
 
     def _drive_local(self, alias: str, generation: int, counts: Counts, now: float, connecting: bool) -> None:
-        """Sequential mode, under the lock: per-call evaluation of this process's breaker."""
+        """Sequential mode, or while Redis is away; under the lock: per-call evaluation of this
+        process's breaker."""
         target = self.targets.get(alias)
         if target is not None and generation != target.generation:
             return  # measured against the previous server
@@ -208,6 +212,8 @@ class BreakerRuntime:
         """Flush gathered outcomes, publish local transitions, then refresh states and targets.
         Raises StoreUnavailableError."""
         self.flush()
+        if self._store_down and not self.sequential:
+            self._end_local_protection()
         self._publish_local_transitions()
         aliases = list(self.targets)
         if not aliases:
@@ -223,6 +229,12 @@ class BreakerRuntime:
         if self._store_down:
             self._store_down = False
             logger.warning("breaker store %s is reachable again: protection resumed", self._safe_url())
+
+    def _end_local_protection(self) -> None:
+        """Redis is back: the evaluator judges the outcomes kept meanwhile; local verdicts go."""
+        with self._lock:
+            self.local.clear()
+            self._local_transitions.clear()
 
     def _publish_local_transitions(self) -> None:
         """Apply this process's own transitions to the shared state, as the evaluator would."""
@@ -277,6 +289,7 @@ class BreakerRuntime:
                 ttl=self.policy.window_seconds * 2 + 60,
             )
         except StoreUnavailableError:
+            metrics.FLUSH_ERRORS.inc()
             self._keep_for_later(pending, streaks, now)
             raise
 
@@ -316,12 +329,13 @@ class BreakerRuntime:
             )
 
     def _fail_open(self, exc: Exception) -> None:
-        # A stale "open" must not keep rejecting queries while nobody can close it.
+        # A stale shared "open" must not keep rejecting queries while nobody can close it; this
+        # process's own sequential breakers protect it meanwhile.
         self.states = {}
         if not self._store_down:
             self._store_down = True
             logger.error(
-                "breaker store %s unreachable (%s): queries run unprotected until it returns",
+                "breaker store %s unreachable (%s): this process judges its own queries until it returns",
                 self._safe_url(),
                 exc,
             )

@@ -17,6 +17,7 @@ from breaker_worker.core.window import Counts
 from breaker_worker.db.errors import BreakerOpenError
 from breaker_worker.models import TenantDatabase
 from breaker_worker.sandbox import RedisServer, free_port
+from breaker_worker.store import RedisBreakerStore
 from tests.conftest import forget_tenant_connections, url
 
 pytestmark = pytest.mark.usefixtures("control_db")
@@ -170,24 +171,57 @@ def test_drop_in_transactions_savepoints_server_side_cursors_introspection(alias
     assert connection.vendor == "postgresql"
 
 
-def test_redis_down_queries_run_and_one_line_says_so(alias, breaker, caplog, monkeypatch):
-    dead = RedisServer(free_port()).start()
-    dead.stop()
-    breaker.stop()
+def test_while_redis_is_away_queries_run_and_this_process_protects_itself(
+    breaker, store, seed_databases, caplog, monkeypatch
+):
+    """Redis stops mid-traffic: healthy queries see no error caused by the breaker, a failing
+    alias is still cut off locally, one line says so; all resumes when Redis is back."""
     from breaker_worker.db import runtime as runtime_module
 
-    cut_off = runtime_module.BreakerRuntime(dead.url, breaker.policy, sync_seconds=0.05)
-    monkeypatch.setattr(runtime_module, "_runtime", cut_off)
-    forget_tenant_connections()
-    caplog.set_level(logging.ERROR, logger="breaker_worker.db.runtime")
+    name = seed_databases["name"]
+    services.register_alias("1-default", [url(seed_databases["b_port"], name)])  # lacks the table
+    services.register_alias("2-default", [url(seed_databases["a_port"], name)])  # healthy
+    own = RedisServer(free_port()).start()
+    try:
+        breaker.stop()
+        cut_off = runtime_module.BreakerRuntime(own.url, breaker.policy, sync_seconds=0.05)
+        monkeypatch.setattr(runtime_module, "_runtime", cut_off)
+        forget_tenant_connections()
+        caplog.set_level(logging.WARNING, logger="breaker_worker.db.runtime")
+        assert server_port("2-default") == seed_databases["a_port"]
+        own.stop()
+        time.sleep(0.5)  # ten sync attempts against the stopped Redis
 
-    for _ in range(50):
-        assert server_port(alias) == 5432
-    time.sleep(1.0)  # twenty sync attempts at 50 ms
-    cut_off.stop()
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1
-    assert "unreachable" in errors[0].getMessage() and "queries run unprotected" in errors[0].getMessage()
+        for _ in range(100):
+            assert server_port("2-default") == seed_databases["a_port"]
+        failures = 0
+        with pytest.raises(BreakerOpenError, match="opened in this process"):
+            for _ in range(breaker.policy.minimum_calls + 1):
+                try:
+                    with connections["1-default"].cursor() as cursor:
+                        cursor.execute("SELECT * FROM test_app_users")
+                except ProgrammingError:
+                    failures += 1
+        assert failures == breaker.policy.minimum_calls
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and "this process judges its own queries" in errors[0].getMessage()
+
+        own.start()  # same port, empty: as after a Redis restart
+        deadline = time.monotonic() + 5
+        while cut_off._store_down and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not cut_off._store_down
+        assert any("reachable again" in r.getMessage() for r in caplog.records)
+        # The outcomes kept meanwhile reached Redis; the local verdict is gone.
+        counts = RedisBreakerStore.from_url(own.url).views(["1-default", "2-default"], time.time(), 3600)
+        assert counts["1-default"].counts.failures == breaker.policy.minimum_calls
+        assert counts["2-default"].counts.calls >= 100
+        with pytest.raises(ProgrammingError):
+            with connections["1-default"].cursor() as cursor:
+                cursor.execute("SELECT * FROM test_app_users")
+        cut_off.stop()
+    finally:
+        own.stop()
 
 
 def test_unknown_tenant_alias_is_not_a_connection(breaker):
