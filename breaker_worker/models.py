@@ -70,6 +70,7 @@ class BreakerEvent(models.Model):
     class Kind(models.TextChoices):
         TRANSITION = "transition"
         FAILOVER = "failover"
+        PROBE = "probe"  # an operator's probe and its result (the evaluator's probes are not recorded)
 
     database = models.ForeignKey(TenantDatabase, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(db_index=True)
@@ -90,3 +91,19 @@ class BreakerEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.database.alias}: {self.from_state} -> {self.to_state} ({self.reason})"
+
+
+class Breaker(TenantDatabase):
+    """An alias seen as a breaker in the admin: live state, history, operator actions. Each
+    action has its own permission."""
+
+    class Meta:
+        proxy = True
+        permissions = [
+            ("probe_breaker", "Can probe a breaker now"),
+            ("force_open_breaker", "Can force a breaker open"),
+            ("reset_breaker", "Can reset a breaker to closed"),
+            ("disable_breaker", "Can disable a breaker"),
+            ("fail_over_breaker", "Can fail a breaker over now"),
+            ("test_connection_breaker", "Can test a breaker's candidate connections"),
+        ]

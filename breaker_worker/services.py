@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from . import metrics
 from .core.machine import State, check_transition, decide, open_wait
 from .core.window import Counts
 from .db.probe import run_probe
@@ -131,6 +132,25 @@ def announce_generation(database: TenantDatabase) -> None:
     store.publish_pool_reset(database.alias, database.generation)
 
 
+def candidates_edited(alias: str, created: bool, active_changed: bool) -> TenantDatabase:
+    """After the admin saved an alias and its candidates: keep an active candidate (the first one
+    when there is none), and when the active server's settings changed, bump the generation so
+    that every process reconnects."""
+    with transaction.atomic():
+        database = TenantDatabase.objects.select_for_update().get(alias=alias)
+        if database.active_candidate_id is None:
+            database.active_candidate = database.candidates.order_by("position").first()
+            active_changed = True
+        if active_changed and not created:
+            database.generation += 1
+        database.save(update_fields=["active_candidate", "generation"])
+    if created:
+        get_store().forget(alias)  # as in register_alias: keys of an older alias of that name
+    if created or active_changed:
+        announce_generation(database)
+    return database
+
+
 # --- transitions --------------------------------------------------------------------------
 
 
@@ -158,6 +178,7 @@ def transition(
     new_epoch = get_store().transition(alias, from_state, epoch, to_state, now, reason, open_until, reopens)
     if new_epoch is None:
         return None
+    metrics.TRANSITIONS.labels(from_state.value, to_state.value).inc()
     logger.warning("breaker %s: %s -> %s (%s) [epoch %s]", alias, from_state.value, to_state.value, reason, new_epoch)
     database = TenantDatabase.objects.filter(alias=alias).first()
     if database is not None:
@@ -218,7 +239,10 @@ def fail_over(alias: str, epoch: int) -> dict[str, object]:
     if database.failover_epoch < epoch:
         if record.state is not State.OPEN or record.epoch != epoch:
             return {"alias": alias, "status": "stale", "state": record.state.value, "epoch": record.epoch}
-        _save_failover(alias, _choose_candidate(database), epoch=epoch)
+        started = time.monotonic()
+        event = _save_failover(alias, _choose_candidate(database), epoch=epoch)
+        if event is not None:  # None: a duplicate task carried it out
+            metrics.record_failover(bool(event.moved_to), time.monotonic() - started)
         database.refresh_from_db()
     last = database.events.filter(kind=BreakerEvent.Kind.FAILOVER, epoch=database.failover_epoch).last()
     if last is None or not last.moved_to:
@@ -233,7 +257,9 @@ def fail_over_now(alias: str, actor: str) -> dict[str, object]:
     """An operator's failover, whatever the breaker's state; an open breaker goes half-open to
     probe the new server. Not bound to an epoch: each call moves on once more."""
     database = _registered(alias)
+    started = time.monotonic()
     event = _save_failover(alias, _choose_candidate(database), actor=actor)
+    metrics.record_failover(bool(event.moved_to), time.monotonic() - started)
     if not event.moved_to:
         return {"alias": alias, "status": "no healthy candidate", "generation": event.generation}
     database.refresh_from_db()
@@ -324,7 +350,9 @@ def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
     candidate = database.active_candidate
     result: dict[str, object] = {"alias": alias, "host": candidate.host, "port": candidate.port}
     if not store.acquire_lease(alias, owner, lease_seconds):
-        return {**result, "ok": None, "detail": "another probe of this alias is running"}
+        return _report_probe(
+            database, {**result, "ok": None, "detail": "another probe of this alias is running"}, actor
+        )
     try:
         ok, detail = run_probe(candidate, database.probe_sql, policy.probes)
         record = store.states([alias])[alias]
@@ -342,4 +370,28 @@ def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
             store.release_lease(alias, owner)
         except StoreUnavailableError:
             pass  # the lease expires by itself
-    return {**result, "ok": ok, "detail": detail or "probe succeeded", "state": state}
+    return _report_probe(database, {**result, "ok": ok, "detail": detail or "probe succeeded", "state": state}, actor)
+
+
+def _report_probe(database: TenantDatabase, outcome: dict[str, object], actor: str) -> dict[str, object]:
+    """Leave an operator's probe result in the history, where the admin shows it. The evaluator's
+    own probes are not recorded: the transitions they cause are."""
+    if actor != "evaluator":
+        record = get_store().states([database.alias])[database.alias]
+        reason = {
+            True: f"probe succeeded on {outcome['host']}:{outcome['port']}",
+            False: f"probe failed: {outcome['detail']}",
+            None: f"probe skipped: {outcome['detail']}",
+        }[outcome["ok"]]
+        BreakerEvent.objects.create(
+            database=database,
+            at=datetime.now(UTC),
+            kind=BreakerEvent.Kind.PROBE,
+            from_state=record.state.value,
+            to_state=record.state.value,
+            reason=reason,
+            epoch=record.epoch,
+            generation=database.generation,
+            actor=actor,
+        )
+    return outcome

@@ -19,3 +19,10 @@ def failover(alias: str, epoch: int) -> dict:
 @shared_task(name="breaker_worker.probe")
 def probe(alias: str, actor: str = "evaluator") -> dict:
     return services.probe(alias, actor)
+
+
+# Not acks_late: an operator's failover moves on once more each time it runs, so a redelivered
+# copy must not run it again (at most once; the operator can ask again).
+@shared_task(name="breaker_worker.fail_over_now", acks_late=False)
+def fail_over_now(alias: str, actor: str) -> dict:
+    return services.fail_over_now(alias, actor)

@@ -160,7 +160,10 @@ def test_probe_in_half_open_reopens_on_failure_with_a_longer_wait(alias, store, 
 def test_probe_of_a_closed_breaker_reports_and_changes_nothing(alias, store, sent_tasks):
     result = services.probe(alias, actor="command")
     assert (result["ok"], result["state"]) == (False, "closed")
-    assert events(alias) == []
+    assert events(alias, BreakerEvent.Kind.TRANSITION) == []
+    [probe] = events(alias, BreakerEvent.Kind.PROBE)  # an operator's probe is left in the history
+    assert (probe.actor, probe.to_state) == ("command", "closed")
+    assert probe.reason.startswith("probe failed: probe query on 127.0.0.1:5432 failed: relation")
 
 
 def test_one_prober_at_a_time(alias, store):
