@@ -1,50 +1,341 @@
-"""Django admin: tenants, aliases with their candidates (passwords write-only), history."""
+"""Django admin: breakers live from Redis with operator actions, their candidates (passwords
+write-only) and history, and tenants."""
 
-from django import forms
-from django.contrib import admin
+from __future__ import annotations
 
-from .models import BreakerEvent, Candidate, Tenant, TenantDatabase
+import dataclasses
+import time
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from . import services
+from .actions import BreakerActions
+from .core.machine import State
+from .forms import BreakerForm, CandidateForm
+from .models import Breaker, BreakerEvent, Candidate, Tenant, TenantDatabase
+from .selectors import breaker_states, breaker_statuses, latest_probe
+from .store import StoreUnavailableError
+
+UNKNOWN = "unknown"  # the state shown when Redis did not answer
 
 
-class CandidateForm(forms.ModelForm):
-    # Write-only: the current password is never rendered; leaving it empty keeps it.
-    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False)
-
-    class Meta:
-        model = Candidate
-        fields = ["position", "host", "port", "name", "user", "password"]
-
-    def clean_password(self):
-        password = self.cleaned_data["password"]
-        return password or (self.instance.password if self.instance.pk else "")
+def badge(state: str) -> str:
+    return format_html('<span class="tb-badge tb-{}">{}</span>', state, state.replace("_", " "))
 
 
-class CandidateInline(admin.TabularInline):
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def percent(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate:.0%}"
+
+
+def with_unit(name: str, value: float) -> str:
+    if name.endswith("_seconds") or name == "evaluate_every":
+        return f"{value:g} s"
+    if name.endswith("_rate"):
+        return f"{value:g} %"
+    return f"{value:g}"
+
+
+def live_statuses(request, aliases: list[str]) -> dict[str, dict]:
+    """One pipelined read of Redis for all the aliases of a page; {} (and a message) if it fails."""
+    if not aliases:
+        return {}
+    try:
+        return {status["alias"]: status for status in breaker_statuses(aliases)}
+    except StoreUnavailableError as exc:
+        messages.error(request, f"Live breaker states are unavailable: {exc}")
+        return {}
+
+
+class BreakerChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        live = live_statuses(request, [breaker.alias for breaker in self.result_list])
+        for breaker in self.result_list:
+            breaker.live = live.get(breaker.alias)
+
+
+class StateFilter(admin.SimpleListFilter):
+    """Filters by the live state in Redis, not by anything stored in the control DB."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [(state.value, state.value.replace("_", " ")) for state in State]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        try:
+            states = breaker_states(list(queryset.values_list("alias", flat=True)))
+        except StoreUnavailableError as exc:
+            messages.error(request, f"Cannot filter by state: {exc}")
+            return queryset.none()
+        return queryset.filter(alias__in=[alias for alias, state in states.items() if state == self.value()])
+
+
+class BreakerPermissionInline:
+    """Inlines of a breaker follow the breaker's permissions, not those of their own models."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("breaker_worker.view_breaker") or self.has_change_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("breaker_worker.change_breaker")
+
+    def has_add_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+
+class CandidateInline(BreakerPermissionInline, admin.TabularInline):
     model = Candidate
     form = CandidateForm
+    fields = ["position", "role", "host", "port", "name", "user", "password"]
+    readonly_fields = ["role"]
+    ordering = ["position"]
     extra = 0
+    min_num = 1
+
+    def get_formset(self, request, obj=None, **kwargs):
+        return super().get_formset(request, obj, validate_min=True, **kwargs)  # an alias needs a server
+
+    @admin.display(description="role")
+    def role(self, candidate):
+        if candidate.pk and candidate.pk == candidate.database.active_candidate_id:
+            return mark_safe('<span class="tb-tag tb-active">active</span>')
+        return "failover" if candidate.pk else ""
 
 
-class BreakerEventInline(admin.TabularInline):
+class BreakerEventInline(BreakerPermissionInline, admin.TabularInline):
     model = BreakerEvent
-    fields = ["at", "kind", "from_state", "to_state", "reason", "failure_rate", "calls", "epoch", "actor"]
+    verbose_name_plural = "history (newest first)"
+    fields = ["time", "kind_tag", "change", "reason", "rate", "calls", "epoch", "generation", "actor"]
     readonly_fields = fields
+    ordering = ["-at", "-id"]
     extra = 0
     can_delete = False
-    ordering = ["-at"]
+    classes = ["tb-history"]
+
+    def has_view_permission(self, request, obj=None):
+        perms = ("breaker_worker.view_breaker", "breaker_worker.change_breaker")
+        return any(request.user.has_perm(perm) for perm in perms)
 
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # history is written by the services only
 
-@admin.register(TenantDatabase)
-class TenantDatabaseAdmin(admin.ModelAdmin):
-    list_display = ["alias", "tenant", "active_candidate", "generation"]
-    search_fields = ["alias", "tenant__name"]
-    readonly_fields = ["generation", "failover_epoch", "active_candidate"]
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="time (UTC)")
+    def time(self, event):
+        return timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description="kind")
+    def kind_tag(self, event):
+        return format_html('<span class="tb-tag tb-kind-{}">{}</span>', event.kind, event.kind)
+
+    @admin.display(description="from → to")
+    def change(self, event):
+        if event.from_state == event.to_state:
+            return badge(event.to_state)
+        return format_html("{} → {}", badge(event.from_state), badge(event.to_state))
+
+    @admin.display(description="failure rate")
+    def rate(self, event):
+        return percent(event.failure_rate)
+
+
+@admin.register(Breaker)
+class BreakerAdmin(BreakerActions, admin.ModelAdmin):
+    form = BreakerForm
+    list_display = [
+        "alias",
+        "tenant",
+        "state",
+        "failure_rate",
+        "calls",
+        "server",
+        "generation_shown",
+        "epoch",
+        "in_state_for",
+    ]
+    list_filter = [StateFilter]
+    search_fields = ["alias", "tenant__name", "=tenant__id"]
+    list_select_related = ["tenant", "active_candidate"]
     inlines = [CandidateInline, BreakerEventInline]
+
+    class Media:
+        css = {"all": ["breaker_worker/admin.css"]}
+
+    def get_changelist(self, request, **kwargs):
+        return BreakerChangeList
+
+    def get_object(self, request, object_id, from_field=None):
+        breaker = super().get_object(request, object_id, from_field)
+        if breaker is not None:
+            breaker.live = live_statuses(request, [breaker.alias]).get(breaker.alias)
+        return breaker
+
+    def get_readonly_fields(self, request, obj=None):
+        live = ["state", "reason", "failure_rate", "calls", "server", "generation_shown", "epoch", "in_state_for"]
+        frozen = ["alias", "tenant"] if obj is not None else []  # Redis keys and history hang on the alias
+        return [*frozen, *live, "latest_probe", "policy"]
+
+    def get_fieldsets(self, request, obj=None):
+        alias = (None, {"fields": ["alias", "tenant", "probe_sql"]})
+        if obj is None:
+            return [alias]
+        return [
+            alias,
+            (
+                "Live state (from Redis)",
+                {
+                    "fields": [
+                        ("state", "in_state_for"),
+                        "reason",
+                        ("failure_rate", "calls"),
+                        "server",
+                        ("generation_shown", "epoch"),
+                    ]
+                },
+            ),
+            ("Latest probe", {"fields": ["latest_probe"]}),
+            ("Policy", {"fields": ["policy"], "classes": ["tb-policy"]}),
+        ]
+
+    def save_model(self, request, obj, form, change):
+        obj.active_before = self._active_settings(obj.pk) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        breaker = form.instance
+        changed = change and self._active_settings(breaker.pk) != breaker.active_before
+        try:
+            services.candidates_edited(breaker.alias, created=not change, active_changed=changed)
+        except StoreUnavailableError as exc:
+            messages.error(request, f"Saved, but Redis could not be told ({exc}): processes keep the old server.")
+
+    @staticmethod
+    def _active_settings(pk) -> tuple | None:
+        """What processes connect with: compared before and after a save to decide on a reconnect."""
+        fields = ["host", "port", "name", "user", "password"]
+        columns = [f"active_candidate__{field}" for field in fields]
+        return TenantDatabase.objects.filter(pk=pk).values_list("active_candidate_id", *columns, "probe_sql").first()
+
+    # --- live columns (BreakerChangeList and get_object attach ``live``) ----------------------
+
+    @staticmethod
+    def _live(breaker, key, default=None):
+        live = getattr(breaker, "live", None)
+        return default if live is None else live[key]
+
+    @admin.display(description="state")
+    def state(self, breaker):
+        return badge(self._live(breaker, "state", UNKNOWN))
+
+    @admin.display(description="reason")
+    def reason(self, breaker):
+        reason = self._live(breaker, "reason") or "–"
+        retry_after = self._live(breaker, "retry_after")
+        return reason if retry_after is None else f"{reason} (half-open in {retry_after:.0f} s at the latest)"
+
+    @admin.display(description="failure rate")
+    def failure_rate(self, breaker):
+        return percent(self._live(breaker, "failure_rate"))
+
+    @admin.display(description="calls / failures")
+    def calls(self, breaker):
+        if getattr(breaker, "live", None) is None:
+            return "–"
+        return f"{breaker.live['calls']} / {breaker.live['failures']}"
+
+    @admin.display(description="active server")
+    def server(self, breaker):
+        candidate = breaker.active_candidate
+        return "–" if candidate is None else f"{candidate.host}:{candidate.port}"
+
+    @admin.display(description="generation")
+    def generation_shown(self, breaker):
+        return breaker.generation
+
+    @admin.display(description="epoch")
+    def epoch(self, breaker):
+        return self._live(breaker, "epoch", "–")
+
+    @admin.display(description="time in state")
+    def in_state_for(self, breaker):
+        since = self._live(breaker, "since")
+        return "–" if not since else duration(time.time() - since)
+
+    @admin.display(description="latest probe")
+    def latest_probe(self, breaker):
+        event = latest_probe(breaker)
+        if event is None:
+            return "No probe yet: use the “Probe now” action on the breaker list."
+        verdicts = ("succeeded", "failed", "skipped")
+        verdict = next((v for v in verdicts if event.reason.startswith(f"probe {v}")), "done")
+        detail = event.reason.removeprefix(f"probe {verdict}").lstrip(": ")  # the tag says it
+        return format_html(
+            '<span class="tb-tag tb-probe-{}">{}</span> {} <span class="tb-muted">by {}, {} ago ({} UTC)</span>',
+            verdict,
+            verdict,
+            detail,
+            event.actor,
+            duration((timezone.now() - event.at).total_seconds()),
+            timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+
+    @admin.display(description="effective policy")
+    def policy(self, breaker):
+        # The default for every alias until per-alias policies exist; then they are edited here.
+        policy = settings.BREAKER_POLICY
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td></tr>",
+            (
+                (f.name.replace("_", " "), with_unit(f.name, getattr(policy, f.name)))
+                for f in dataclasses.fields(policy)
+            ),
+        )
+        return format_html(
+            '<table class="tb-policy-table"><thead><tr><th>setting</th><th>value</th></tr></thead>{}</table>'
+            '<p class="tb-muted">The default policy from the BREAKER_* settings, the same for every alias '
+            "(read-only here).</p>",
+            rows,
+        )
 
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["id", "name"]
+    list_display = ["id", "name", "aliases"]
+    search_fields = ["=id", "name"]
+
+    @admin.display(description="aliases")
+    def aliases(self, tenant):
+        return ", ".join(database.alias for database in tenant.databases.all()) or "–"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("databases")

@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 
-from .models import TenantDatabase
+from .models import BreakerEvent, TenantDatabase
 from .services import get_store
 
 
@@ -45,3 +45,13 @@ def breaker_statuses(aliases: list[str] | None = None, now: float | None = None)
             }
         )
     return statuses
+
+
+def breaker_states(aliases: list[str]) -> dict[str, str]:
+    """Live state of each alias named, in one pipelined read (the admin's state filter)."""
+    return {alias: record.state.value for alias, record in get_store().states(aliases).items()}
+
+
+def latest_probe(database: TenantDatabase) -> BreakerEvent | None:
+    """The most recent operator probe of an alias, with its result in ``reason``."""
+    return database.events.filter(kind=BreakerEvent.Kind.PROBE).order_by("-at", "-id").first()

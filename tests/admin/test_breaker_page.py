@@ -1,0 +1,71 @@
+"""A breaker's page: live state, candidates in order with write-only passwords, history newest
+first, the latest probe, and the effective policy (read-only)."""
+
+from __future__ import annotations
+
+import time
+
+from breaker_worker import services
+from breaker_worker.core.machine import State
+
+from .conftest import SECRET, change_url
+from .page import form_data, inline_rows, table, text
+
+
+def test_candidates_are_listed_in_order_with_the_active_one_marked(superuser_client, alias, seed_databases):
+    response = superuser_client.get(change_url(alias))
+    fields = form_data(response, "breaker_form")
+    assert [(fields[f"candidates-{i}-position"], fields[f"candidates-{i}-port"]) for i in (0, 1)] == [
+        (["0"], [str(seed_databases["b_port"])]),
+        (["1"], [str(seed_databases["a_port"])]),
+    ]
+    assert [row["role"] for row in inline_rows(response, "candidates")] == ["active", "failover"]
+
+
+def test_no_password_is_in_the_page_source(superuser_client, alias):
+    response = superuser_client.get(change_url(alias))
+    page = response.content.decode()
+    assert SECRET not in page
+    fields = form_data(response, "breaker_form")
+    assert fields["candidates-0-password"] == fields["candidates-1-password"] == [""]  # rendered empty
+    assert 'type="password" name="candidates-0-password"' in page
+
+
+def test_history_is_newest_first_with_who_did_what(superuser_client, alias, sent_tasks):
+    services.force_state(alias, State.FORCED_OPEN, "alice")
+    services.force_state(alias, State.CLOSED, "bob")
+    rows = inline_rows(superuser_client.get(change_url(alias)), "events")
+    assert [(row["kind"], row["from → to"], row["reason"], row["actor"]) for row in rows] == [
+        ("transition", "forced open → closed", "set by bob", "bob"),
+        ("transition", "closed → forced open", "set by alice", "alice"),
+    ]
+    assert all(row["time (utc)"].startswith(time.strftime("%Y-", time.gmtime())) for row in rows)
+
+
+def test_the_live_state_is_shown_with_its_reason(superuser_client, alias, store):
+    now = time.time()
+    store.transition(alias, State.CLOSED, 0, State.OPEN, now - 5, "failure rate 100% >= 50%", open_until=now + 30)
+    page = superuser_client.get(change_url(alias)).content.decode()
+    assert '<span class="tb-badge tb-open">open</span>' in page
+    assert "failure rate 100% &gt;= 50% (half-open in 30 s at the latest)" in page or (
+        "failure rate 100% &gt;= 50% (half-open in 29 s at the latest)" in page
+    )
+
+
+def test_the_latest_probe_result_is_shown_once_it_arrives(superuser_client, alias, sent_tasks):
+    assert "No probe yet" in text(superuser_client.get(change_url(alias)).content.decode())
+    services.probe(alias, actor="alice")  # what the probe task does when a worker runs it
+    page = text(superuser_client.get(change_url(alias)).content.decode())
+    assert 'failed probe query on 127.0.0.1:5432 failed: relation "test_app_users" does not exist' in page
+    assert "by alice" in page
+
+
+def test_the_effective_policy_is_shown_read_only(superuser_client, alias, settings):
+    response = superuser_client.get(change_url(alias))
+    html = response.content.decode()
+    policy = {row["setting"]: row["value"] for row in table(html[html.index('class="tb-policy-table"') - 7 :])}
+    assert policy["failure rate"] == f"{settings.BREAKER_POLICY.failure_rate:g} %"
+    assert policy["window seconds"] == f"{settings.BREAKER_POLICY.window_seconds} s"
+    assert policy["probes"] == str(settings.BREAKER_POLICY.probes)
+    assert "read-only here" in text(html)
+    assert not [name for name in form_data(response, "breaker_form") if "rate" in name or "polic" in name]
