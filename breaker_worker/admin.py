@@ -114,9 +114,23 @@ class CandidateInline(BreakerPermissionInline, admin.TabularInline):
     ordering = ["position"]
     extra = 0
     min_num = 1
+    classes = ["tb-candidates"]
 
     def get_formset(self, request, obj=None, **kwargs):
         return super().get_formset(request, obj, validate_min=True, **kwargs)  # an alias needs a server
+
+    def get_fields(self, request, obj=None):
+        if self.has_change_permission(request, obj):
+            return self.fields
+        # Read-only rows would print every field's value: show whether a password is set instead.
+        return [("password_set" if name == "password" else name) for name in self.fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "password_set"]
+
+    @admin.display(description="password")
+    def password_set(self, candidate):
+        return "set" if candidate.password else "none"
 
     @admin.display(description="role")
     def role(self, candidate):
@@ -134,6 +148,7 @@ class BreakerEventInline(BreakerPermissionInline, admin.TabularInline):
     extra = 0
     can_delete = False
     classes = ["tb-history"]
+    empty_value_display = "–"
 
     def has_view_permission(self, request, obj=None):
         perms = ("breaker_worker.view_breaker", "breaker_worker.change_breaker")
@@ -182,6 +197,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
         "in_state_for",
     ]
     list_filter = [StateFilter]
+    empty_value_display = "–"
     search_fields = ["alias", "tenant__name", "=tenant__id"]
     list_select_related = ["tenant", "active_candidate"]
     inlines = [CandidateInline, BreakerEventInline]
@@ -199,7 +215,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
         return breaker
 
     def get_readonly_fields(self, request, obj=None):
-        live = ["state", "reason", "failure_rate", "calls", "server", "generation_shown", "epoch", "in_state_for"]
+        live = ["state", "reason", "failure_rate", "calls", "server", "generation", "epoch", "in_state_for"]
         frozen = ["alias", "tenant"] if obj is not None else []  # Redis keys and history hang on the alias
         return [*frozen, *live, "latest_probe", "policy"]
 
@@ -217,7 +233,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
                         "reason",
                         ("failure_rate", "calls"),
                         "server",
-                        ("generation_shown", "epoch"),
+                        ("generation", "epoch"),
                     ]
                 },
             ),
@@ -266,7 +282,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
     def failure_rate(self, breaker):
         return percent(self._live(breaker, "failure_rate"))
 
-    @admin.display(description="calls / failures")
+    @admin.display(description="calls / fails")
     def calls(self, breaker):
         if getattr(breaker, "live", None) is None:
             return "–"
@@ -277,7 +293,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
         candidate = breaker.active_candidate
         return "–" if candidate is None else f"{candidate.host}:{candidate.port}"
 
-    @admin.display(description="generation")
+    @admin.display(description="gen.")
     def generation_shown(self, breaker):
         return breaker.generation
 
@@ -285,7 +301,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
     def epoch(self, breaker):
         return self._live(breaker, "epoch", "–")
 
-    @admin.display(description="time in state")
+    @admin.display(description="in state for")
     def in_state_for(self, breaker):
         since = self._live(breaker, "since")
         return "–" if not since else duration(time.time() - since)

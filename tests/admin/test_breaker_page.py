@@ -31,6 +31,12 @@ def test_no_password_is_in_the_page_source(superuser_client, alias):
     assert 'type="password" name="candidates-0-password"' in page
 
 
+def test_a_read_only_page_says_whether_a_password_is_set_never_which(login, alias):
+    response = login("viewer", "view_breaker").get(change_url(alias))
+    assert SECRET not in response.content.decode()
+    assert [row["password"] for row in inline_rows(response, "candidates")] == ["set", "set"]
+
+
 def test_history_is_newest_first_with_who_did_what(superuser_client, alias, sent_tasks):
     services.force_state(alias, State.FORCED_OPEN, "alice")
     services.force_state(alias, State.CLOSED, "bob")
