@@ -4,5 +4,5 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN useradd --create-home app && mkdir -p /app/var && chown app /app/var
+RUN useradd --create-home app && mkdir -p /app/var/prometheus && chown -R app /app/var
 USER app
