@@ -91,8 +91,15 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Redelivery of unacknowledged tasks (acks_late) after a worker died: minutes, not the default hour.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Redelivery of unacknowledged tasks (acks_late) after a whole worker died: a minute, not the
+# default hour. Every task here takes seconds at most and is idempotent, so a redelivery of a
+# slow one is harmless. kombu looks for such tasks every unacked_restore_interval seconds, but
+# scans Redis only on every unacked_restore_throttle-th look (default 10): scan on every look.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "60")),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"timeout": 5.0}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -110,6 +117,10 @@ BREAKER_POLICY = Policy.from_strings(
         "probes": os.environ.get("BREAKER_PROBES"),
     }
 )
+# Mass outage guard: when more than this percent of (at least GUARD_MIN_ALIASES) aliases trip
+# within one window, the fault is treated as shared and failovers are held back.
+BREAKER_GUARD_SHARE = float(os.environ.get("BREAKER_GUARD_SHARE", "50"))
+BREAKER_GUARD_MIN_ALIASES = int(os.environ.get("BREAKER_GUARD_MIN_ALIASES", "4"))
 # How often each process flushes its outcomes to Redis and polls states and generations.
 BREAKER_SYNC_SECONDS = float(os.environ.get("BREAKER_SYNC_SECONDS", "0.2"))
 # libpq's connect_timeout is infinite by default: a dead server would hang the caller.

@@ -80,15 +80,20 @@ class System:
         return self
 
     def client(self, mode: str, alias: str) -> subprocess.Popen:
-        return subprocess.Popen(
+        """A querying process. A loop client writes its results to a file, not a pipe: a pipe
+        nobody reads fills up and would stall the client after a few seconds."""
+        name = f"client-{mode}-{time.monotonic_ns()}"
+        process = subprocess.Popen(
             [sys.executable, str(CLIENT), mode, alias],
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=open(self.directory / f"client-{mode}-{time.monotonic_ns()}.log", "w"),
+            stdout=open(self.directory / f"{name}.jsonl", "w") if mode == "loop" else subprocess.PIPE,
+            stderr=open(self.directory / f"{name}.log", "w"),
             text=True,
         )
+        process.results_path = self.directory / f"{name}.jsonl"
+        return process
 
     def log(self, name: str) -> str:
         path = self.directory / f"{name}.log"
@@ -124,9 +129,10 @@ class System:
 
 
 def finish(client: subprocess.Popen, timeout: float = 30) -> list[dict]:
-    """Tell a client to stop and return the JSON lines it printed."""
-    out, _ = client.communicate("stop\n", timeout=timeout)
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    """Tell a loop client to stop and return the results it wrote."""
+    client.communicate("stop\n", timeout=timeout)
+    lines = client.results_path.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @pytest.fixture
