@@ -22,9 +22,11 @@ def breaker_statuses(aliases: list[str] | None = None, now: float | None = None)
     names = [d.alias for d in databases]
     records = store.states(names)
     views = store.views(names, now, policy.window_seconds)
+    guard = store.guard()
     statuses = []
     for database in databases:
         record, counts = records[database.alias], views[database.alias].counts
+        guarded = guard is not None and record.state.value in ("open", "half_open")
         candidate = database.active_candidate
         statuses.append(
             {
@@ -42,6 +44,9 @@ def breaker_statuses(aliases: list[str] | None = None, now: float | None = None)
                 "reason": record.reason,
                 "since": record.since or None,
                 "retry_after": max(0.0, record.open_until - now) if record.state.value == "open" else None,
+                # A mass outage guard holds failovers back; it marks the breakers it concerns.
+                "guarded": guarded,
+                "guard_reason": guard if guarded else None,
             }
         )
     return statuses

@@ -17,13 +17,16 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from . import metrics
-from .core.machine import State, check_transition, decide, open_wait
+from .core.machine import State, check_transition, decide, next_reopens, open_wait
 from .core.window import Counts
 from .db.probe import run_probe
 from .models import ALIAS_PATTERN, BreakerEvent, Candidate, Tenant, TenantDatabase
 from .store import RedisBreakerStore, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
+
+
+PROBE_RETRY_SECONDS = 15  # a breaker half-open this long without a verdict gets a new probe
 
 
 class InvalidConfigError(ValueError):
@@ -165,17 +168,19 @@ def transition(
     actor: str = "evaluator",
     counts: Counts | None = None,
     reopens: int = 0,
+    since: float = 0.0,
 ) -> int | None:
     """Compare-and-set one transition, then write its history row and start what follows it.
+    ``reopens`` and ``since`` are the breaker's current ones (they set the next open wait).
     Returns the new epoch, or None when the breaker had already moved on."""
     check_transition(alias, from_state, to_state)
     now = time.time() if now is None else now
     policy = settings.BREAKER_POLICY
-    open_until = 0.0
+    open_until, new_reopens = 0.0, None  # None: the store keeps its count of reopens
     if to_state is State.OPEN:
-        reopens = reopens + 1 if from_state is State.HALF_OPEN else 0
-        open_until = now + open_wait(policy, reopens)
-    new_epoch = get_store().transition(alias, from_state, epoch, to_state, now, reason, open_until, reopens)
+        new_reopens = next_reopens(from_state, reopens, since, now, policy)
+        open_until = now + open_wait(policy, new_reopens)
+    new_epoch = get_store().transition(alias, from_state, epoch, to_state, now, reason, open_until, new_reopens)
     if new_epoch is None:
         return None
     metrics.TRANSITIONS.labels(from_state.value, to_state.value).inc()
@@ -195,7 +200,11 @@ def transition(
             actor=actor,
         )
     if to_state is State.OPEN and database is not None:
-        current_app.send_task("breaker_worker.failover", args=[alias, new_epoch])
+        guard = get_store().guard()
+        if guard is None:
+            current_app.send_task("breaker_worker.failover", args=[alias, new_epoch])
+        else:
+            logger.error("breaker %s opened during a suspected shared fault: no failover (%s)", alias, guard)
     elif to_state is State.HALF_OPEN:
         current_app.send_task("breaker_worker.probe", args=[alias])
     return new_epoch
@@ -209,10 +218,16 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
     store = get_store()
     aliases = store.recent_aliases(now - policy.window_seconds)
     views = store.views(aliases, now, policy.window_seconds)
+    decisions = {alias: decide(view, policy, now) for alias, view in views.items()}
+    _guard_against_mass_outage(views, decisions, now, policy.window_seconds)
     transitions = 0
     for view in views.values():
-        decision = decide(view, policy, now)
+        decision = decisions[view.alias]
         if decision is None:
+            if view.state is State.HALF_OPEN and now - view.since > PROBE_RETRY_SECONDS:
+                # The probe task was lost (a worker died, a queue was purged): send another. A
+                # running prober holds the lease, so a duplicate returns at once.
+                current_app.send_task("breaker_worker.probe", args=[view.alias], expires=PROBE_RETRY_SECONDS)
             continue
         epoch = transition(
             view.alias,
@@ -223,9 +238,35 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
             now=now,
             counts=view.counts,
             reopens=view.reopens,
+            since=view.since,
         )
         transitions += epoch is not None
     return {"evaluated": len(views), "transitions": transitions}
+
+
+def _guard_against_mass_outage(views: dict, decisions: dict, now: float, window_seconds: int) -> None:
+    """When more than BREAKER_GUARD_SHARE percent of the aliases trip within one window, the
+    fault is likely shared (network, DNS, credentials): moving every tenant would not help
+    and could make it worse. Hold failovers back while it lasts, and say so loudly."""
+    store = get_store()
+    tripped = sum(
+        1
+        for alias, view in views.items()
+        if (view.state is State.OPEN and now - view.since <= window_seconds)
+        or (decisions[alias] is not None and decisions[alias].to_state is State.OPEN)
+    )
+    total = len(views)
+    if total >= settings.BREAKER_GUARD_MIN_ALIASES and tripped * 100 > settings.BREAKER_GUARD_SHARE * total:
+        reason = (
+            f"{tripped} of {total} aliases tripped within {window_seconds}s "
+            f"(> {settings.BREAKER_GUARD_SHARE:g}%): shared fault suspected, failovers held back"
+        )
+        if store.guard() is None:
+            logger.error("mass outage guard on: %s", reason)
+        store.set_guard(reason, ttl=window_seconds)
+    elif store.guard() is not None:
+        logger.warning("mass outage guard off: %s of %s aliases tripped within %ss", tripped, total, window_seconds)
+        store.clear_guard()
 
 
 # --- failover -----------------------------------------------------------------------------
@@ -362,7 +403,14 @@ def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
                 transition(alias, State.HALF_OPEN, record.epoch, State.CLOSED, reason, actor=actor)
             else:
                 transition(
-                    alias, State.HALF_OPEN, record.epoch, State.OPEN, detail, actor=actor, reopens=record.reopens
+                    alias,
+                    State.HALF_OPEN,
+                    record.epoch,
+                    State.OPEN,
+                    detail,
+                    actor=actor,
+                    reopens=record.reopens,
+                    since=record.since,
                 )
         state = store.states([alias])[alias].state.value
     finally:

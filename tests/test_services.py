@@ -206,3 +206,86 @@ def test_fail_over_now_moves_a_closed_alias_and_records_who(alias, store, sent_t
     )
     assert store.states([alias])[alias].generation == 2
     assert store.states([alias])[alias].state is State.CLOSED
+
+
+def test_consecutive_connect_failures_trip_below_minimum_calls(alias, store, sent_tasks):
+    now = time.time()
+    batch = OutcomeBatch(alias, 1, {int(now): Counts(5, 5, 0)}, succeeded=False, connect_failures=5)
+    store.record([batch], now)
+    services.evaluate_breakers(now)
+    [event] = events(alias)
+    assert (event.to_state, event.reason) == ("open", "5 consecutive connection failures")
+
+
+def test_a_success_restarts_the_connect_failure_streak(alias, store, sent_tasks):
+    now = time.time()
+    store.record([OutcomeBatch(alias, 1, {int(now): Counts(4, 4, 0)}, connect_failures=4)], now)
+    store.record([OutcomeBatch(alias, 1, {int(now): Counts(2, 1, 0)}, succeeded=True, connect_failures=1)], now)
+    assert store.views([alias], now, 10)[alias].connect_failures == 1
+    assert services.evaluate_breakers(now)["transitions"] == 0
+
+
+def test_a_half_open_breaker_without_a_verdict_gets_another_probe(alias, store, sent_tasks):
+    now = time.time()
+    store.transition(alias, State.CLOSED, 0, State.OPEN, now - 60, "test")
+    store.transition(alias, State.OPEN, 1, State.HALF_OPEN, now - services.PROBE_RETRY_SECONDS - 1, "test")
+    services.evaluate_breakers(now)
+    assert sent_tasks == [("breaker_worker.probe", [alias])]
+    sent_tasks.clear()
+    store.transition(alias, State.HALF_OPEN, 2, State.OPEN, now, "test")
+    store.transition(alias, State.OPEN, 3, State.HALF_OPEN, now, "just now")
+    services.evaluate_breakers(now)
+    assert sent_tasks == []
+
+
+def test_a_breaker_that_reopens_soon_after_closing_waits_longer(alias, store, sent_tasks):
+    now = time.time()
+    trip(store, alias, now)
+    services.evaluate_breakers(now)  # reopens 0: waits ~5 s
+    store.transition(alias, State.OPEN, 1, State.HALF_OPEN, now + 6, "test")
+    store.transition(alias, State.HALF_OPEN, 2, State.OPEN, now + 7, "test", open_until=now + 17, reopens=1)
+    store.transition(alias, State.OPEN, 3, State.HALF_OPEN, now + 17, "test")
+    store.transition(alias, State.HALF_OPEN, 4, State.CLOSED, now + 18, "test")
+    trip(store, alias, now + 20)
+    services.evaluate_breakers(now + 20)  # flapping: closed only 2 s
+    record = store.states([alias])[alias]
+    assert record.reopens == 2 and record.open_until - (now + 20) >= 18  # 5 * 2**2 minus jitter
+
+
+def test_mass_outage_guard_holds_failovers_back_while_most_aliases_trip(store, sent_tasks, seed_databases):
+    b = url(seed_databases["b_port"], seed_databases["name"])
+    aliases = [f"{n}-default" for n in range(1, 6)]
+    for name in aliases:
+        services.register_alias(name, [b])
+    now = time.time()
+    for name in aliases[:3]:  # 3 of 5 trip at once: 60 % > 50 %
+        trip(store, name, now)
+    for name in aliases[3:]:
+        store.record([OutcomeBatch(name, 1, {int(now): Counts(20, 0, 0)})], now)
+
+    services.evaluate_breakers(now)
+
+    assert [store.states([n])[n].state for n in aliases] == [State.OPEN] * 3 + [State.CLOSED] * 2
+    assert sent_tasks == []  # no failover while guarded
+    assert store.guard() == "3 of 5 aliases tripped within 10s (> 50%): shared fault suspected, failovers held back"
+    from breaker_worker.selectors import breaker_statuses
+
+    statuses = {s["alias"]: s for s in breaker_statuses()}
+    assert [statuses[n]["guarded"] for n in aliases] == [True, True, True, False, False]
+
+    # A window later the trips are old news: the guard lifts and failovers resume.
+    later = now + 11
+    for name in aliases:
+        store.record([OutcomeBatch(name, 1, {int(later): Counts(20, 0, 0)})], later)
+    services.evaluate_breakers(later)
+    assert store.guard() is None
+    trip(store, aliases[3], later + 1)
+    services.evaluate_breakers(later + 1)
+    assert ("breaker_worker.failover", [aliases[3], 1]) in sent_tasks
+
+
+def test_one_tripped_alias_among_few_is_no_mass_outage(alias, store, sent_tasks):
+    now = time.time()
+    trip(store, alias, now)  # 1 of 1: below BREAKER_GUARD_MIN_ALIASES
+    services.evaluate_breakers(now)
+    assert store.guard() is None and sent_tasks == [("breaker_worker.failover", [alias, 1])]

@@ -21,6 +21,7 @@ from .base import OutcomeBatch, StateRecord, StoreUnavailableError
 
 POOL_RESET_CHANNEL = "cb:pool-reset"
 RECENT_KEY = "cb:recent"  # sorted set: alias -> last time it recorded anything
+GUARD_KEY = "cb:guard"  # JSON: why failovers are held back (mass outage), while it lasts
 TRIPPED_KEY = "cb:tripped"  # hash: alias -> "<epoch> <state>"; those not closed are evaluated without traffic
 
 STATE_FIELDS = ("state", "epoch", "since", "open_until", "reopens", "reason")
@@ -292,6 +293,17 @@ class RedisBreakerStore:
 
     def release_lease(self, alias: str, owner: str) -> None:
         self._run("lease release", lambda: self._release_lease(keys=[key(alias, "lease")], args=[owner]))
+
+    def set_guard(self, reason: str, ttl: float) -> None:
+        """Hold failovers back for ``ttl`` seconds unless renewed (the evaluator renews it)."""
+        self._run("guard", lambda: self.client.set(GUARD_KEY, reason, px=max(1, int(ttl * 1000))))
+
+    def clear_guard(self) -> None:
+        self._run("guard", lambda: self.client.delete(GUARD_KEY))
+
+    def guard(self) -> str | None:
+        """Why failovers are held back now, or None."""
+        return self._run("guard", lambda: self.client.get(GUARD_KEY))
 
     def forget(self, alias: str) -> None:
         """Remove every key of one alias (tests and alias removal)."""

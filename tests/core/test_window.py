@@ -7,8 +7,8 @@ import random
 import pytest
 
 from breaker_worker.core.window import (
-    CountWindow,
     Counts,
+    CountWindow,
     Outcome,
     TimeWindow,
     counts_from_buckets,

@@ -31,9 +31,13 @@ class Command(BaseCommand):
         )
         self.stdout.write(header)
         for s in statuses:
+            state = f"{s['state']}!" if s["guarded"] else s["state"]
             rate = "-" if s["failure_rate"] is None else f"{s['failure_rate']:.0%}"
             server = f"{s['host']}:{s['port']}"
             self.stdout.write(
-                f"{s['alias']:<16} {s['state']:<11} {rate:>6} {s['calls']:>7} {s['failures']:>7} "
+                f"{s['alias']:<16} {state:<11} {rate:>6} {s['calls']:>7} {s['failures']:>7} "
                 f"{server:<22} {s['generation']:>4} {s['epoch']:>6}"
             )
+        guard = next((s["guard_reason"] for s in statuses if s["guarded"]), None)
+        if guard:
+            self.stdout.write(f"! mass outage guard: {guard}")
