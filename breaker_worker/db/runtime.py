@@ -287,6 +287,7 @@ class BreakerRuntime:
                 [self._batch(key, buckets, streaks) for key, buckets in batches.items()],
                 now,
                 ttl=self.policy.window_seconds * 2 + 60,
+                window_seconds=self.policy.window_seconds,
             )
         except StoreUnavailableError:
             metrics.FLUSH_ERRORS.inc()

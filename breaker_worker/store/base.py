@@ -43,7 +43,9 @@ class OutcomeBatch:
 
 
 class BreakerStore(Protocol):
-    def record(self, batches: Iterable[OutcomeBatch], now: float) -> None: ...
+    def record(
+        self, batches: Iterable[OutcomeBatch], now: float, ttl: int = 3600, window_seconds: int = 10
+    ) -> None: ...
 
     def recent_aliases(self, since: float) -> list[str]: ...
 

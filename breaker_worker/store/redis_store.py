@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..core.machine import BreakerView, State
-from ..core.window import Counts, counts_from_buckets, counts_of_last_calls
+from ..core.window import Counts, counts_of_last_calls
 from .base import OutcomeBatch, StateRecord, StoreUnavailableError
 
 POOL_RESET_CHANNEL = "cb:pool-reset"
@@ -24,20 +24,61 @@ RECENT_KEY = "cb:recent"  # sorted set: alias -> last time it recorded anything
 GUARD_KEY = "cb:guard"  # JSON: why failovers are held back (mass outage), while it lasts
 TRIPPED_KEY = "cb:tripped"  # hash: alias -> "<epoch> <state>"; those not closed are evaluated without traffic
 
+VIEW_CHUNK = 500  # aliases per view script call: a few milliseconds of Redis time each
 STATE_FIELDS = ("state", "epoch", "since", "open_until", "reopens", "reason")
 
+# The window hash holds one field per second and counter (c:, f:, s:<second>), running totals
+# of the buckets still in the window (tc, tf, ts), the oldest second they include (lo), and
+# the connect-failure streak (cf): subtract-on-evict, as core.window.TimeWindow, so reading a
+# window costs O(1) instead of a scan of every bucket.
 # KEYS: window, generation. ARGV: generation, ttl, connect-failure streak ("" to leave it,
-# "=N" to set it after a success, "+N" to extend it), then (second, calls, failures, slow)...
+# "=N" to set it after a success, "+N" to extend it), window seconds, then
+# (second, calls, failures, slow)...
 # Outcomes gathered under an older generation were measured against the previous server:
 # they must not count against the new one.
 RECORD_SCRIPT = """
 local current = redis.call('GET', KEYS[2])
 if current and current ~= ARGV[1] then return 0 end
-for i = 4, #ARGV, 4 do
-  local second = ARGV[i]
-  redis.call('HINCRBY', KEYS[1], 'c:' .. second, ARGV[i + 1])
-  if ARGV[i + 2] ~= '0' then redis.call('HINCRBY', KEYS[1], 'f:' .. second, ARGV[i + 2]) end
-  if ARGV[i + 3] ~= '0' then redis.call('HINCRBY', KEYS[1], 's:' .. second, ARGV[i + 3]) end
+local lo = tonumber(redis.call('HGET', KEYS[1], 'lo'))
+local newest = nil
+for i = 5, #ARGV, 4 do
+  local second = tonumber(ARGV[i])
+  if lo == nil or second >= lo then  -- older buckets already left the window
+    redis.call('HINCRBY', KEYS[1], 'c:' .. second, ARGV[i + 1])
+    redis.call('HINCRBY', KEYS[1], 'tc', ARGV[i + 1])
+    if ARGV[i + 2] ~= '0' then
+      redis.call('HINCRBY', KEYS[1], 'f:' .. second, ARGV[i + 2])
+      redis.call('HINCRBY', KEYS[1], 'tf', ARGV[i + 2])
+    end
+    if ARGV[i + 3] ~= '0' then
+      redis.call('HINCRBY', KEYS[1], 's:' .. second, ARGV[i + 3])
+      redis.call('HINCRBY', KEYS[1], 'ts', ARGV[i + 3])
+    end
+  end
+  if newest == nil or second > newest then newest = second end
+end
+-- Evict what this batch's newest second pushed out of the window, so that the evaluator
+-- usually only reads totals (the view script evicts for aliases that went quiet).
+if lo ~= nil and newest ~= nil and newest - tonumber(ARGV[4]) + 1 > lo then
+  local new_lo = newest - tonumber(ARGV[4]) + 1
+  local evicted = {}
+  local calls, failures, slow = 0, 0, 0
+  for second = lo, math.min(new_lo - 1, lo + 3 * tonumber(ARGV[4]) + 120) do
+    local names = {'c:' .. second, 'f:' .. second, 's:' .. second}
+    local c, f, s = unpack(redis.call('HMGET', KEYS[1], unpack(names)))
+    if c then
+      calls, failures, slow = calls + c, failures + (tonumber(f) or 0), slow + (tonumber(s) or 0)
+      for _, name in ipairs(names) do evicted[#evicted + 1] = name end
+    end
+  end
+  if #evicted > 0 then
+    redis.call('HDEL', KEYS[1], unpack(evicted))
+    -- Only non-zero amounts: Lua writes -0 for a negated zero, which HINCRBY rejects.
+    if calls ~= 0 then redis.call('HINCRBY', KEYS[1], 'tc', -calls) end
+    if failures ~= 0 then redis.call('HINCRBY', KEYS[1], 'tf', -failures) end
+    if slow ~= 0 then redis.call('HINCRBY', KEYS[1], 'ts', -slow) end
+  end
+  redis.call('HSET', KEYS[1], 'lo', new_lo)
 end
 local streak = ARGV[3]
 if string.sub(streak, 1, 1) == '=' then
@@ -84,6 +125,68 @@ redis.call('DEL', KEYS[2])
 return 1
 """
 
+# KEYS: state and window of each alias, in pairs. ARGV: now (whole seconds), window seconds,
+# window calls. For each alias: its state fields, then calls, failures, slow of the window
+# (seconds after now - window), the connect-failure streak, and, for a count-based window, the
+# bucket fields inside it. Evicts the buckets that left the window from the totals (usually
+# one a second); a window never read before, idle for long, or count-based is scanned whole.
+# Many aliases per call: a tick over 10,000 aliases is 20 calls, not 10,000 (per-call costs in
+# Redis and redis-py dominate). Their keys lie in different hash slots, so on Redis Cluster
+# the caller would have to group aliases by slot; this store uses a standalone client.
+VIEW_SCRIPT = """
+local new_lo = tonumber(ARGV[1]) - tonumber(ARGV[2]) + 1
+local keep_buckets = tonumber(ARGV[3]) > 0
+local idle_limit = 2 * tonumber(ARGV[2]) + 120
+local views = {}
+for k = 1, #KEYS, 2 do
+  local window = KEYS[k + 1]
+  local state = redis.call('HMGET', KEYS[k], 'state', 'epoch', 'since', 'open_until', 'reopens', 'reason')
+  local totals = redis.call('HMGET', window, 'tc', 'tf', 'ts', 'cf', 'lo')
+  local calls, failures, slow = tonumber(totals[1]) or 0, tonumber(totals[2]) or 0, tonumber(totals[3]) or 0
+  local lo = tonumber(totals[5])
+  local inside = {}
+  if lo ~= nil and not keep_buckets and new_lo - lo <= idle_limit then
+    if new_lo > lo then
+      local evicted = {}
+      for second = lo, new_lo - 1 do
+        local names = {'c:' .. second, 'f:' .. second, 's:' .. second}
+        local c, f, s = unpack(redis.call('HMGET', window, unpack(names)))
+        if c then
+          calls, failures, slow = calls - c, failures - (tonumber(f) or 0), slow - (tonumber(s) or 0)
+          for _, name in ipairs(names) do evicted[#evicted + 1] = name end
+        end
+      end
+      if #evicted > 0 then redis.call('HDEL', window, unpack(evicted)) end
+      redis.call('HSET', window, 'tc', calls, 'tf', failures, 'ts', slow, 'lo', new_lo)
+    end
+  else
+    local fields = redis.call('HGETALL', window)
+    calls, failures, slow = 0, 0, 0
+    local stale = {}
+    for i = 1, #fields, 2 do
+      local name, value = fields[i], fields[i + 1]
+      local second = tonumber(string.sub(name, 3))
+      if string.sub(name, 2, 2) == ':' and second then
+        if second < new_lo then
+          stale[#stale + 1] = name
+        else
+          local kind = string.sub(name, 1, 1)
+          if kind == 'c' then calls = calls + value elseif kind == 'f' then failures = failures + value
+          else slow = slow + value end
+          if keep_buckets then inside[#inside + 1] = name; inside[#inside + 1] = value end
+        end
+      end
+    end
+    for i = 1, #stale, 1000 do redis.call('HDEL', window, unpack(stale, i, math.min(i + 999, #stale))) end
+    if #fields > 0 then
+      redis.call('HSET', window, 'tc', calls, 'tf', failures, 'ts', slow, 'lo', new_lo)
+    end
+  end
+  views[#views + 1] = {state, calls, failures, slow, tonumber(totals[4]) or 0, inside}
+end
+return views
+"""
+
 RELEASE_LEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -107,10 +210,16 @@ def make_client(url: str, timeout: float = 1.0, retries: int = 0) -> redis.Redis
     )
 
 
+STATES = {state.value: state for state in State}
+NEVER_MOVED = StateRecord()
+
+
 def parse_state(values: list[Any], generation: Any = None) -> StateRecord:
     state, epoch, since, open_until, reopens, reason = values
+    if state is None and generation is None:
+        return NEVER_MOVED  # most aliases, most of the time: no state hash yet
     return StateRecord(
-        state=State(state) if state else State.CLOSED,
+        state=STATES[state] if state else State.CLOSED,
         epoch=int(epoch or 0),
         since=float(since or 0),
         open_until=float(open_until or 0),
@@ -139,6 +248,7 @@ class RedisBreakerStore:
         self._advance_generation = client.register_script(ADVANCE_GENERATION_SCRIPT)
         self._mark_tripped = client.register_script(MARK_TRIPPED_SCRIPT)
         self._release_lease = client.register_script(RELEASE_LEASE_SCRIPT)
+        self._view = client.register_script(VIEW_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 1.0, retries: int = 0) -> RedisBreakerStore:
@@ -150,12 +260,12 @@ class RedisBreakerStore:
         except redis.RedisError as exc:
             raise StoreUnavailableError(f"Redis {action} failed: {exc}") from exc
 
-    def record(self, batches: Iterable[OutcomeBatch], now: float, ttl: int = 3600) -> None:
+    def record(self, batches: Iterable[OutcomeBatch], now: float, ttl: int = 3600, window_seconds: int = 10) -> None:
         def run() -> None:
             pipe = self.client.pipeline(transaction=False)
             aliases: dict[str, float] = {}
             for batch in batches:
-                args: list[Any] = [batch.generation, ttl, batch.streak_argument()]
+                args: list[Any] = [batch.generation, ttl, batch.streak_argument(), window_seconds]
                 for second, counts in batch.buckets.items():
                     args += [second, counts.calls, counts.failures, counts.slow]
                 self._record(keys=[key(batch.alias, "window"), key(batch.alias, "generation")], args=args, client=pipe)
@@ -187,16 +297,18 @@ class RedisBreakerStore:
 
         def run() -> dict[str, BreakerView]:
             pipe = self.client.pipeline(transaction=False)
-            for alias in aliases:
-                pipe.hmget(key(alias, "state"), STATE_FIELDS)
-                pipe.hgetall(key(alias, "window"))
-            replies = pipe.execute()
+            chunks = [aliases[i : i + VIEW_CHUNK] for i in range(0, len(aliases), VIEW_CHUNK)]
+            for chunk in chunks:
+                keys = [k for alias in chunk for k in (key(alias, "state"), key(alias, "window"))]
+                self._view(keys=keys, args=[int(now), window_seconds, window_calls], client=pipe)
+            replies = [view for chunk_views in pipe.execute() for view in chunk_views]
             views: dict[str, BreakerView] = {}
-            prune = self.client.pipeline(transaction=False)
-            oldest = int(now) - window_seconds
-            for index, alias in enumerate(aliases):
-                record = parse_state(replies[2 * index])
-                fields = replies[2 * index + 1]
+            for alias, (state, calls, failures, slow, streak, inside) in zip(aliases, replies, strict=True):
+                record = parse_state(state)
+                counts = Counts(calls, failures, slow)
+                if window_calls:
+                    buckets = parse_window(dict(zip(inside[::2], inside[1::2], strict=True)))
+                    counts = counts_of_last_calls(buckets, now, window_seconds, window_calls)
                 views[alias] = BreakerView(
                     alias=alias,
                     state=record.state,
@@ -204,18 +316,9 @@ class RedisBreakerStore:
                     open_until=record.open_until,
                     reopens=record.reopens,
                     since=record.since,
-                    connect_failures=int(fields.get("cf", 0)),
-                    counts=(
-                        counts_of_last_calls(parse_window(fields), now, window_seconds, window_calls)
-                        if window_calls
-                        else counts_from_buckets(parse_window(fields), now, window_seconds)
-                    ),
+                    connect_failures=streak,
+                    counts=counts,
                 )
-                stale = [n for n in fields if n.partition(":")[2] and int(n.partition(":")[2]) <= oldest]
-                if stale:
-                    prune.hdel(key(alias, "window"), *stale)
-            if len(prune):
-                prune.execute()
             return views
 
         return self._run("read of breaker views", run)
