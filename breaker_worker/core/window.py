@@ -20,8 +20,8 @@ proportional share of the oldest one it needs.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Outcome(StrEnum):
@@ -31,13 +31,15 @@ class Outcome(StrEnum):
     IGNORED = "ignored"
 
 
-@dataclass(frozen=True)
-class Counts:
+class Counts(NamedTuple):
+    """Calls, failed calls and slow calls. A named tuple: one is made per recorded call, and
+    creating a tuple costs a fraction of a frozen dataclass."""
+
     calls: int = 0
     failures: int = 0
     slow: int = 0
 
-    def __add__(self, other: Counts) -> Counts:
+    def __add__(self, other: Counts) -> Counts:  # type: ignore[override]
         return Counts(self.calls + other.calls, self.failures + other.failures, self.slow + other.slow)
 
     def __sub__(self, other: Counts) -> Counts:
@@ -106,6 +108,10 @@ class CountWindow:
         self._next = 0
         self._total = Counts()
 
+    @property
+    def total_calls(self) -> int:
+        return self._total.calls
+
     def record(self, counts: Counts, now: float) -> None:
         if counts.calls == 0:
             return
@@ -121,25 +127,37 @@ class CountWindow:
 
 
 class TimeWindow:
-    """The in-process ring of one-second buckets; not thread-safe (callers hold a lock)."""
+    """The in-process ring of one-second buckets; not thread-safe (callers hold a lock).
+    Plain integer lists, not Counts: the sequential breaker records into it on every call."""
 
     def __init__(self, window_seconds: int) -> None:
         self.window_seconds = window_seconds
-        self._buckets = [Counts()] * window_seconds
-        self._total = Counts()
+        self._calls = [0] * window_seconds
+        self._failures = [0] * window_seconds
+        self._slow = [0] * window_seconds
+        self.total_calls = self._total_failures = self._total_slow = 0
         self._newest = -1
 
     def record(self, counts: Counts, now: float) -> None:
-        if int(now) <= self._newest - self.window_seconds:
-            return  # late: its slot already holds a newer second
-        self._advance(int(now))
-        slot = int(now) % self.window_seconds
-        self._buckets[slot] = self._buckets[slot] + counts
-        self._total = self._total + counts
+        second = int(now)
+        if second != self._newest:
+            if second <= self._newest - self.window_seconds:
+                return  # late: its slot already holds a newer second
+            self._advance(second)
+        slot = second % self.window_seconds
+        calls, failures, slow = counts
+        self._calls[slot] += calls
+        self.total_calls += calls
+        if failures:
+            self._failures[slot] += failures
+            self._total_failures += failures
+        if slow:
+            self._slow[slot] += slow
+            self._total_slow += slow
 
     def counts(self, now: float) -> Counts:
         self._advance(int(now))
-        return self._total
+        return Counts(self.total_calls, self._total_failures, self._total_slow)
 
     def reset(self) -> None:
         self.__init__(self.window_seconds)  # type: ignore[misc]
@@ -151,6 +169,8 @@ class TimeWindow:
         first_to_clear = max(self._newest + 1, second - self.window_seconds + 1)
         for s in range(first_to_clear, second + 1):
             slot = s % self.window_seconds
-            self._total = self._total - self._buckets[slot]
-            self._buckets[slot] = Counts()
+            self.total_calls -= self._calls[slot]
+            self._total_failures -= self._failures[slot]
+            self._total_slow -= self._slow[slot]
+            self._calls[slot] = self._failures[slot] = self._slow[slot] = 0
         self._newest = second

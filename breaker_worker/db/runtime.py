@@ -1,6 +1,6 @@
 """The breaker of one process: records outcomes, knows targets and states, syncs with Redis.
 
-The query path only touches memory: a lock, a dict and a few integers. In sequential mode
+The query path only touches memory: it appends one tuple to a deque. In sequential mode
 it also drives a SequentialBreaker per alias, so this process opens (and rejects) inline
 without waiting for the evaluator; the sync thread then publishes that transition through
 the same service as the evaluator (history row, failover task) and adopts whatever the
@@ -18,6 +18,7 @@ another when Redis answers again and the shared evaluation takes over.
 from __future__ import annotations
 
 import atexit
+import collections
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from ..core.classify import classify
 from ..core.machine import REJECTING_STATES, State
 from ..core.policy import Policy
 from ..core.sequential import LocalTransition, SequentialBreaker
-from ..core.window import Counts, Outcome, counts_of
+from ..core.window import Counts, Outcome
 from ..store import RedisBreakerStore, StateRecord, StoreUnavailableError
 from ..store.base import OutcomeBatch
 from ..store.redis_store import POOL_RESET_CHANNEL
@@ -41,7 +42,53 @@ from .target import Target, load_target
 
 logger = logging.getLogger(__name__)
 
+# Enum members looked up once: on Python 3.11 each State.X / Outcome.X costs ~90 ns, and the
+# query path would pay it several times per call.
+FAILURE, SLOW, IGNORED = Outcome.FAILURE, Outcome.SLOW, Outcome.IGNORED
+CLOSED, DISABLED = State.CLOSED, State.DISABLED
+
 UNKNOWN_ALIAS_RECHECK = 5.0  # seconds before asking the control DB again about an unknown alias
+
+
+class Tally:
+    """The outcomes of one alias and generation gathered since the last flush."""
+
+    __slots__ = ("buckets", "succeeded", "connect_failures")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[int]] = {}  # second -> [calls, failures, slow]
+        self.succeeded = False  # a call succeeded: the shared streak restarts from connect_failures
+        self.connect_failures = 0  # failed connects since the last success
+
+    def add(self, second: int, failed: bool, slow: bool, connecting: bool) -> None:
+        counts = self.buckets.get(second)
+        if counts is None:
+            counts = self.buckets[second] = [0, 0, 0]
+        counts[0] += 1
+        if failed:
+            counts[1] += 1
+            if connecting:
+                self.connect_failures += 1
+        else:
+            self.succeeded = True
+            self.connect_failures = 0
+        if slow:
+            counts[2] += 1
+
+    def merge_older(self, older: Tally, oldest_second: int) -> None:
+        """Fold in a tally gathered before this one (a flush that failed)."""
+        for second, counts in older.buckets.items():
+            if second > oldest_second:
+                merged = self.buckets.setdefault(second, [0, 0, 0])
+                for index, value in enumerate(counts):
+                    merged[index] += value
+        if not self.succeeded:  # this newer tally's streak, if it has one, supersedes
+            self.succeeded = older.succeeded
+            self.connect_failures += older.connect_failures
+
+    def batch(self, alias: str, generation: int) -> OutcomeBatch:
+        buckets = {second: Counts(*counts) for second, counts in self.buckets.items()}
+        return OutcomeBatch(alias, generation, buckets, self.succeeded, self.connect_failures)
 
 
 class BreakerRuntime:
@@ -55,6 +102,8 @@ class BreakerRuntime:
         self.sync_seconds = sync_seconds
         self.targets: dict[str, Target] = {}
         self.states: dict[str, StateRecord] = {}
+        self._rejected: dict[str, StateRecord] = {}  # aliases whose shared state rejects queries
+        self._disabled: set[str] = set()
         self._unregistered: dict[str, float] = {}  # alias -> when the control DB said "unknown"
         self.local: dict[str, SequentialBreaker] = {}  # sequential mode only
         # In aggregator mode half-open trial calls are the prober's (one per alias, by lease):
@@ -65,8 +114,9 @@ class BreakerRuntime:
     def _after_fork(self) -> None:
         """Fresh per-process parts: threads and sockets do not survive fork."""
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, int, int], list[int]] = {}
-        self._streaks: dict[tuple[str, int], list[int]] = {}  # -> [succeeded, failed connects since]
+        self._outcomes: collections.deque = collections.deque()  # recorded, not yet counted
+        self._flush_lock = threading.Lock()  # flushes come from the sync thread, tests, exit
+        self._pending: dict[tuple[str, int], Tally] = {}  # (alias, generation) -> counted outcomes
         self._local_transitions: list[LocalTransition] = []
         self._adopted_epochs: dict[str, int] = {}
         self._thread: threading.Thread | None = None
@@ -96,39 +146,30 @@ class BreakerRuntime:
     def reject_if_open(self, alias: str, trial: bool = True) -> None:
         """Raise BreakerOpenError if the alias's breaker rejects calls now. In sequential mode
         a call admitted in half-open counts as a trial when ``trial`` (a query, not a connect)."""
-        record = self.states.get(alias)
-        if record is not None and record.state in self._rejecting:
+        record = self._rejected.get(alias)
+        if record is not None:
             retry_after = max(0.0, record.open_until - time.time()) if record.open_until else None
             raise BreakerOpenError(alias, retry_after, record.reason)
-        if (self.sequential or self._store_down) and (record is None or record.state is not State.DISABLED):
+        if (self.sequential or self._store_down) and alias not in self._disabled:
+            local = self.local.get(alias)
+            if local is None or local.state is CLOSED:
+                return  # the common case, without the lock: a closed breaker admits every call
             with self._lock:
-                local = self.local.get(alias)
-                retry_after = local.retry_after(time.time(), trial) if local is not None else None
+                retry_after = local.retry_after(time.time(), trial)
             if retry_after is not None:
                 raise BreakerOpenError(alias, retry_after, "opened in this process")
 
     def record(self, alias: str, generation: int, outcome: Outcome, duration: float, connecting: bool = False) -> None:
-        if outcome is Outcome.IGNORED:
+        if outcome is IGNORED:
             return
-        slow = outcome is Outcome.SLOW or duration >= self.policy.slow_call_seconds
         now = time.time()
-        key = (alias, generation, int(now))
-        with self._lock:
-            counts = self._pending.get(key)
-            if counts is None:
-                counts = self._pending[key] = [0, 0, 0]
-            counts[0] += 1
-            if outcome is Outcome.FAILURE:
-                counts[1] += 1
-            if slow:
-                counts[2] += 1
-            streak = self._streaks.setdefault((alias, generation), [0, 0])
-            if outcome is not Outcome.FAILURE:
-                streak[:] = [1, 0]
-            elif connecting:
-                streak[1] += 1
-            if self.sequential or self._store_down:
-                self._drive_local(alias, generation, counts_of(outcome, slow), now, connecting)
+        # One append to a deque (thread-safe, no lock): the sync thread does the counting.
+        self._outcomes.append((alias, generation, now, outcome, duration, connecting))
+        if self.sequential or self._store_down:
+            failed = outcome is FAILURE
+            slow = outcome is SLOW or duration >= self.policy.slow_call_seconds
+            with self._lock:
+                self._drive_local(alias, generation, Counts(1, failed, slow), now, connecting)
         if self._thread is None:
             self._ensure_sync_thread()
 
@@ -143,8 +184,7 @@ class BreakerRuntime:
         target = self.targets.get(alias)
         if target is not None and generation != target.generation:
             return  # measured against the previous server
-        shared = self.states.get(alias)
-        if shared is not None and shared.state is State.DISABLED:
+        if alias in self._disabled:
             return  # an operator disabled this breaker: record, never trip
         local = self.local.get(alias)
         if local is None:
@@ -219,7 +259,7 @@ class BreakerRuntime:
         if not aliases:
             return
         records = self.store.states(aliases)
-        self.states = records
+        self._set_states(records)
         for alias, record in records.items():
             target = self.targets.get(alias)
             if target is not None and record.generation > target.generation:
@@ -272,45 +312,46 @@ class BreakerRuntime:
             if local is not None and record.state in (State.CLOSED, State.OPEN, State.HALF_OPEN):
                 local.adopt(record.state, record.open_until)
 
+    def _count_outcomes(self) -> None:
+        """Move recorded outcomes from the deque into per-alias tallies."""
+        slow_seconds = self.policy.slow_call_seconds
+        while True:
+            try:
+                alias, generation, now, outcome, duration, connecting = self._outcomes.popleft()
+            except IndexError:
+                return
+            tally = self._pending.get((alias, generation))
+            if tally is None:
+                tally = self._pending[(alias, generation)] = Tally()
+            slow = outcome is SLOW or duration >= slow_seconds
+            tally.add(int(now), outcome is FAILURE, slow, connecting)
+
     def flush(self) -> None:
-        with self._lock:
+        with self._flush_lock:
+            self._count_outcomes()
             pending, self._pending = self._pending, {}
-            streaks, self._streaks = self._streaks, {}
         if not pending:
             return
         now = time.time()
-        batches: dict[tuple[str, int], dict[int, Counts]] = {}
-        for (alias, generation, second), (calls, failures, slow) in pending.items():
-            batches.setdefault((alias, generation), {})[second] = Counts(calls, failures, slow)
         try:
             self.store.record(
-                [self._batch(key, buckets, streaks) for key, buckets in batches.items()],
+                [tally.batch(alias, generation) for (alias, generation), tally in pending.items()],
                 now,
                 ttl=self.policy.window_seconds * 2 + 60,
                 window_seconds=self.policy.window_seconds,
             )
         except StoreUnavailableError:
             metrics.FLUSH_ERRORS.inc()
-            self._keep_for_later(pending, streaks, now)
+            self._keep_for_later(pending, now)
             raise
 
-    @staticmethod
-    def _batch(key: tuple[str, int], buckets: dict[int, Counts], streaks: dict) -> OutcomeBatch:
-        succeeded, connect_failures = streaks.get(key, (0, 0))
-        return OutcomeBatch(key[0], key[1], buckets, bool(succeeded), connect_failures)
-
-    def _keep_for_later(self, pending: dict[tuple[str, int, int], list[int]], streaks: dict, now: float) -> None:
+    def _keep_for_later(self, pending: dict[tuple[str, int], Tally], now: float) -> None:
         """Put unflushed outcomes back, dropping those that left the window meanwhile."""
         oldest = int(now) - self.policy.window_seconds
-        with self._lock:
-            for key, streak in streaks.items():
-                self._streaks.setdefault(key, streak)  # a newer streak of this key supersedes it
-            for key, counts in pending.items():
-                if key[2] <= oldest:
-                    continue
-                merged = self._pending.setdefault(key, [0, 0, 0])
-                for index, value in enumerate(counts):
-                    merged[index] += value
+        with self._flush_lock:
+            for key, old in pending.items():
+                tally = self._pending.setdefault(key, Tally())
+                tally.merge_older(old, oldest)
 
     def _reload_target(self, alias: str, old: Target) -> None:
         try:
@@ -329,10 +370,17 @@ class BreakerRuntime:
                 new.address,
             )
 
+    def _set_states(self, records: dict[str, StateRecord]) -> None:
+        # The query path looks aliases up in these two small maps (one assignment each), not
+        # in the records: a lookup that misses is the cheapest check there is.
+        self.states = records
+        self._rejected = {alias: r for alias, r in records.items() if r.state in self._rejecting}
+        self._disabled = {alias for alias, r in records.items() if r.state is State.DISABLED}
+
     def _fail_open(self, exc: Exception) -> None:
         # A stale shared "open" must not keep rejecting queries while nobody can close it; this
         # process's own sequential breakers protect it meanwhile.
-        self.states = {}
+        self._set_states({})
         if not self._store_down:
             self._store_down = True
             logger.error(

@@ -98,3 +98,11 @@ def test_consecutive_failed_connects_open_at_once_and_a_success_restarts_the_cou
     assert b.on_result(FAIL, 100.0, connecting=True) is None
     transition = b.on_result(FAIL, 100.1, connecting=True)
     assert (transition.to_state, transition.reason) == (State.OPEN, "3 consecutive connection failures")
+
+
+def test_the_success_that_reaches_minimum_calls_can_open():
+    b = breaker()  # minimum_calls 4, failure rate 50 %
+    for result in (FAIL, FAIL, FAIL):
+        assert b.on_result(result, 100.0) is None
+    transition = b.on_result(OK, 100.0)  # 3 of 4 failed: judged for the first time now
+    assert (transition.to_state, transition.reason) == (State.OPEN, "failure rate 75% >= 50% (3 of 4 calls in 10s)")

@@ -3,16 +3,25 @@
 Each connection records its queries and failed connects, rejects queries while its alias's
 breaker is open, connects to the active candidate of the newest generation it knows, and drops
 a connection of an older generation at the next safe point (outside atomic blocks).
+
+Queries are timed by the cursor wrapper's ``_execute`` rather than by an entry in
+``execute_wrappers``: a wrapper entry makes Django build a partial per query (about 2 µs, 2 %
+of a local SELECT 1), and a caller's own ``with connection.execute_wrapper(...)`` can neither
+remove it nor be timed as if it were the database.
 """
 
 import time
+from time import perf_counter
 
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.backends.postgresql import base
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from breaker_worker.core.window import Outcome
 from breaker_worker.db.runtime import get_runtime
+
+SUCCESS = Outcome.SUCCESS
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -20,10 +29,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().__init__(*args, **kwargs)
         self.breaker = get_runtime()
         self.breaker_generation = 0  # generation of the target the current connection reached
-        if self.breaker.enabled:
-            # First in the list and added once per wrapper (not per connect): a caller's own
-            # `with connection.execute_wrapper(...)` removes the last entry, never this one.
-            self.execute_wrappers.insert(0, self._record_query)
 
     def get_connection_params(self):
         params = super().get_connection_params()
@@ -48,11 +53,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     def ensure_connection(self):
-        if self.connection is not None and not self.in_atomic_block and self._behind_generation():
-            try:
-                self.close()
-            except DatabaseError:
-                self.connection = None  # the old server may be gone; we are leaving it anyway
+        if self.connection is not None and not self.in_atomic_block:
+            target = self.breaker.targets.get(self.alias)
+            if target is not None and target.generation != self.breaker_generation:
+                try:
+                    self.close()
+                except DatabaseError:
+                    self.connection = None  # the old server may be gone; we are leaving it anyway
         super().ensure_connection()
 
     def _cursor(self, name=None):
@@ -60,17 +67,47 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.breaker.reject_if_open(self.alias)
         return super()._cursor(name)
 
-    def _behind_generation(self):
-        target = self.breaker.targets.get(self.alias)
-        return target is not None and target.generation != self.breaker_generation
+    def make_cursor(self, cursor):
+        return RecordingCursorWrapper(cursor, self) if self.breaker.enabled else super().make_cursor(cursor)
 
-    def _record_query(self, execute, sql, params, many, context):
-        generation = self.breaker_generation
-        started = time.perf_counter()
+    def make_debug_cursor(self, cursor):
+        if self.breaker.enabled:
+            return RecordingCursorDebugWrapper(cursor, self)
+        return super().make_debug_cursor(cursor)
+
+
+class RecordingCursor:
+    """Times each execute on the database and records its outcome, tagged with the generation
+    of the server the connection reached. (Called once per query: kept flat on purpose.)"""
+
+    def _execute(self, sql, params, *ignored_wrapper_args):
+        db = self.db
+        generation = db.breaker_generation
+        started = perf_counter()
         try:
-            result = execute(sql, params, many, context)
+            result = CursorWrapper._execute(self, sql, params)
         except Exception as exc:
-            self.breaker.record_error(self.alias, generation, exc, time.perf_counter() - started)
+            db.breaker.record_error(db.alias, generation, exc, perf_counter() - started)
             raise
-        self.breaker.record(self.alias, generation, Outcome.SUCCESS, time.perf_counter() - started)
+        db.breaker.record(db.alias, generation, SUCCESS, perf_counter() - started)
         return result
+
+    def _executemany(self, sql, param_list, *ignored_wrapper_args):
+        db = self.db
+        generation = db.breaker_generation
+        started = perf_counter()
+        try:
+            result = CursorWrapper._executemany(self, sql, param_list)
+        except Exception as exc:
+            db.breaker.record_error(db.alias, generation, exc, perf_counter() - started)
+            raise
+        db.breaker.record(db.alias, generation, SUCCESS, perf_counter() - started)
+        return result
+
+
+class RecordingCursorWrapper(RecordingCursor, CursorWrapper):
+    pass
+
+
+class RecordingCursorDebugWrapper(RecordingCursor, CursorDebugWrapper):
+    pass
