@@ -185,6 +185,7 @@ def transition(
         return None
     metrics.TRANSITIONS.labels(from_state.value, to_state.value).inc()
     logger.warning("breaker %s: %s -> %s (%s) [epoch %s]", alias, from_state.value, to_state.value, reason, new_epoch)
+    get_store().publish_state_change(alias, new_epoch)  # processes poll at once instead of within 0.2 s
     database = TenantDatabase.objects.filter(alias=alias).first()
     if database is not None:
         BreakerEvent.objects.create(

@@ -36,7 +36,7 @@ from ..core.sequential import LocalTransition, SequentialBreaker
 from ..core.window import Counts, Outcome
 from ..store import RedisBreakerStore, StateRecord, StoreUnavailableError
 from ..store.base import OutcomeBatch
-from ..store.redis_store import POOL_RESET_CHANNEL
+from ..store.redis_store import POOL_RESET_CHANNEL, STATE_CHANNEL
 from .errors import BreakerOpenError
 from .target import Target, load_target
 
@@ -220,10 +220,11 @@ class BreakerRuntime:
             try:
                 if pubsub is None:
                     pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(POOL_RESET_CHANNEL)
+                    pubsub.subscribe(POOL_RESET_CHANNEL, STATE_CHANNEL)
                 message = pubsub.get_message(timeout=self.sync_seconds)
-                if message is not None:
+                if message is not None and message.get("channel") == POOL_RESET_CHANNEL:
                     self._on_pool_reset_hint(message.get("data"))
+                # Any message (a state change too) ends the wait early: sync now.
                 self.sync()
             except Exception as exc:  # the one place that decides to swallow store trouble
                 if pubsub is not None:

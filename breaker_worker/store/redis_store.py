@@ -19,7 +19,8 @@ from ..core.machine import BreakerView, State
 from ..core.window import Counts, counts_of_last_calls
 from .base import OutcomeBatch, StateRecord, StoreUnavailableError
 
-POOL_RESET_CHANNEL = "cb:pool-reset"
+POOL_RESET_CHANNEL = "cb:pool-reset"  # {"alias", "generation"}: reconnect
+STATE_CHANNEL = "cb:state"  # {"alias", "epoch"}: a breaker changed state, poll now
 RECENT_KEY = "cb:recent"  # sorted set: alias -> last time it recorded anything
 GUARD_KEY = "cb:guard"  # JSON: why failovers are held back (mass outage), while it lasts
 TRIPPED_KEY = "cb:tripped"  # hash: alias -> "<epoch> <state>"; those not closed are evaluated without traffic
@@ -386,6 +387,10 @@ class RedisBreakerStore:
     def publish_pool_reset(self, alias: str, generation: int) -> None:
         message = json.dumps({"alias": alias, "generation": generation})
         self._run("publish", lambda: self.client.publish(POOL_RESET_CHANNEL, message))
+
+    def publish_state_change(self, alias: str, epoch: int) -> None:
+        message = json.dumps({"alias": alias, "epoch": epoch})
+        self._run("publish", lambda: self.client.publish(STATE_CHANNEL, message))
 
     def acquire_lease(self, alias: str, owner: str, seconds: float) -> bool:
         return bool(

@@ -293,3 +293,22 @@ def test_half_open_rejects_application_queries_while_the_prober_works(alias, bre
     breaker.sync()
     with pytest.raises(BreakerOpenError, match="failed over to 127.0.0.1:5000"):
         server_port(alias)
+
+
+def test_a_state_change_reaches_a_process_at_once_not_at_its_next_poll(alias, breaker, store, monkeypatch, settings):
+    from breaker_worker.db import runtime as runtime_module
+
+    breaker.stop()
+    slow_poller = runtime_module.BreakerRuntime(settings.REDIS_URL, settings.BREAKER_POLICY, sync_seconds=60)
+    monkeypatch.setattr(runtime_module, "_runtime", slow_poller)
+    forget_tenant_connections()
+    server_port(alias)  # starts the sync thread: it now waits up to 60 s between polls
+    time.sleep(0.5)  # let it subscribe
+    services.force_state(alias, State.FORCED_OPEN, "test")  # publishes the state change
+
+    deadline = time.monotonic() + 10
+    while alias not in slow_poller._rejected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with pytest.raises(BreakerOpenError, match="set by test"):
+        server_port(alias)
+    slow_poller.stop()
