@@ -25,4 +25,21 @@ def check_breaker_settings(app_configs=None, **kwargs):
                 id="breaker_worker.E002",
             )
         )
+    if settings.BREAKER_POLICY_ERROR:
+        errors.append(
+            Error(
+                f"invalid breaker policy in the environment: {settings.BREAKER_POLICY_ERROR}",
+                hint="Fix the BREAKER_* environment variable named above (see README, Configuration).",
+                id="breaker_worker.E003",
+            )
+        )
     return errors
+
+
+def refuse_to_start_if_misconfigured() -> None:
+    """For processes Django's check framework does not cover (gunicorn, celery worker, beat)."""
+    from django.core import checks
+
+    serious = [message for message in checks.run_checks() if message.is_serious()]
+    if serious:
+        raise SystemExit("refusing to start:\n" + "\n".join(str(message) for message in serious))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from breaker_worker.core.policy import Policy
+from breaker_worker.core.policy import Policy, PolicyError
 from breaker_worker.db.registry import TenantDatabases
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -107,16 +107,22 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 BREAKER_ENABLED = os.environ.get("BREAKER_ENABLED", "1") != "0"
 BREAKER_MODE = os.environ.get("BREAKER_MODE", "aggregator")
-BREAKER_POLICY = Policy.from_strings(
-    {
-        "evaluate_every": os.environ.get("BREAKER_EVALUATE_EVERY"),
-        "window_seconds": os.environ.get("BREAKER_WINDOW_SECONDS"),
-        "minimum_calls": os.environ.get("BREAKER_MINIMUM_CALLS"),
-        "failure_rate": os.environ.get("BREAKER_FAILURE_RATE"),
-        "open_seconds": os.environ.get("BREAKER_OPEN_SECONDS"),
-        "probes": os.environ.get("BREAKER_PROBES"),
-    }
-)
+try:
+    BREAKER_POLICY = Policy.from_strings(
+        {
+            "evaluate_every": os.environ.get("BREAKER_EVALUATE_EVERY"),
+            "window_seconds": os.environ.get("BREAKER_WINDOW_SECONDS"),
+            "minimum_calls": os.environ.get("BREAKER_MINIMUM_CALLS"),
+            "failure_rate": os.environ.get("BREAKER_FAILURE_RATE"),
+            "open_seconds": os.environ.get("BREAKER_OPEN_SECONDS"),
+            "probes": os.environ.get("BREAKER_PROBES"),
+        }
+    )
+    BREAKER_POLICY_ERROR = None
+except PolicyError as exc:
+    # Reported by the system check breaker_worker.E003, which stops manage.py, web, worker and
+    # beat at start-up with this message (an exception here would hide it behind a traceback).
+    BREAKER_POLICY, BREAKER_POLICY_ERROR = Policy(), str(exc)
 # Mass outage guard: when more than this percent of (at least GUARD_MIN_ALIASES) aliases trip
 # within one window, the fault is treated as shared and failovers are held back.
 BREAKER_GUARD_SHARE = float(os.environ.get("BREAKER_GUARD_SHARE", "50"))
