@@ -312,3 +312,31 @@ def test_a_state_change_reaches_a_process_at_once_not_at_its_next_poll(alias, br
     with pytest.raises(BreakerOpenError, match="set by test"):
         server_port(alias)
     slow_poller.stop()
+
+
+def test_malformed_and_forged_hints_change_nothing(alias, breaker, store, caplog):
+    """Pub/sub carries hints only: the truth is read from the store, so a forged message can
+    at most cause an extra poll."""
+    import redis as redis_py
+
+    server_port(alias)
+    before = breaker.targets[alias]
+    time.sleep(0.3)  # the sync thread is subscribed
+    caplog.set_level(logging.WARNING, logger="breaker_worker.db.runtime")
+    client = redis_py.Redis.from_url(breaker.redis_url)
+    for channel, message in [
+        ("cb:pool-reset", "not json"),
+        ("cb:pool-reset", '{"alias": "1-default"}'),
+        ("cb:pool-reset", '{"alias": "1-default", "generation": 99}'),  # forged: Redis says 1
+        ("cb:pool-reset", '{"alias": "77-unknown", "generation": 2}'),
+        ("cb:state", '{"alias": "1-default", "epoch": 12}'),
+        ("cb:state", "\\x00\\xff"),
+    ]:
+        client.publish(channel, message)
+    time.sleep(0.5)
+
+    assert breaker.targets[alias] is before  # same server, same generation
+    assert server_port(alias) == 5432
+    malformed = [r.getMessage() for r in caplog.records if "malformed pool-reset message" in r.getMessage()]
+    assert len(malformed) == 2
+    assert "77-unknown" not in breaker.targets

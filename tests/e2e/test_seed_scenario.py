@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+import threading
+import time
 
 import pytest
 import redis
@@ -13,6 +17,26 @@ pytestmark = pytest.mark.e2e
 
 PASSWORD = "Seed-Pa55word-xyz"
 PROBE_SQL = "SELECT 1 FROM test_app_users LIMIT 1"
+
+
+BODY = re.compile(r'body\\*"\s*:\s*\\*"([A-Za-z0-9+/=]{8,})')  # a kombu message body, in MONITOR output
+
+
+def watch_every_redis_command(url: str) -> list[str]:
+    """Every command Redis executes from now on (MONITOR), as text, collected in the background."""
+    seen: list[str] = []
+
+    def listen() -> None:
+        try:
+            with redis.Redis.from_url(url).monitor() as monitor:
+                for command in monitor.listen():
+                    seen.append(command["command"])
+        except redis.RedisError:
+            pass  # the server stopped at the end of the test
+
+    threading.Thread(target=listen, daemon=True).start()
+    time.sleep(0.2)
+    return seen
 
 
 def register(system, seed, *ports: int) -> None:
@@ -29,6 +53,7 @@ def test_breaker_trips_fails_over_and_every_process_follows(make_system, seed_da
 
     hints = redis.Redis.from_url(system.redis.url).pubsub(ignore_subscribe_messages=True)
     hints.subscribe("cb:pool-reset")
+    redis_traffic = watch_every_redis_command(system.redis.url)
     idle = system.client("idle", "1-default")  # connects to B, never sees a failure
     assert json.loads(idle.stdout.readline())["port"] == seed["b_port"]
 
@@ -83,8 +108,14 @@ def test_breaker_trips_fails_over_and_every_process_follows(make_system, seed_da
     message = wait_until(lambda: hints.get_message(timeout=1), 10, "the pool-reset hint")
     assert json.loads(message["data"]) == {"alias": "1-default", "generation": 2}
 
+    # The password never left the control DB: not in any log, Celery message (the broker is
+    # this Redis), pub/sub message or store write.
     for name in ("worker", "beat"):
         assert PASSWORD not in system.log(name)
+    assert any("breaker_worker.failover" in command for command in redis_traffic)  # it saw the tasks
+    task_bodies = [base64.b64decode(body).decode() for c in redis_traffic for body in BODY.findall(c)]
+    assert any('"1-default"' in body for body in task_bodies)  # Celery bodies are base64: decoded
+    assert not [text for text in redis_traffic + task_bodies if PASSWORD in text]
 
 
 def test_without_a_healthy_candidate_the_breaker_stays_open_and_fails_fast(make_system, seed_databases):
