@@ -10,6 +10,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -80,11 +81,15 @@ class PostgresServer:
             capture_output=True,
             **run_as,
         )
+        return self.resume()
+
+    def resume(self) -> PostgresServer:
+        """Start the server on its existing data (after halt())."""
         self.process = subprocess.Popen(
             [
                 postgres_bin("postgres"),
                 "-D",
-                str(data),
+                str(self.directory / "data"),
                 "-p",
                 str(self.port),
                 "-h",
@@ -97,12 +102,18 @@ class PostgresServer:
                 "full_page_writes=off",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=open(self.directory / "server.log", "wb"),
-            **run_as,
+            stderr=open(self.directory / "server.log", "ab"),
+            **self._run_as(),
         )
         wait_for_port(self.port)
         self.wait_ready()
         return self
+
+    def halt(self) -> None:
+        """Stop the server at once, keeping its data: a crash or a restart, as clients see it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # immediate shutdown, like a crash
+            self.process.wait(15)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         import psycopg2

@@ -289,3 +289,33 @@ def test_one_tripped_alias_among_few_is_no_mass_outage(alias, store, sent_tasks)
     trip(store, alias, now)  # 1 of 1: below BREAKER_GUARD_MIN_ALIASES
     services.evaluate_breakers(now)
     assert store.guard() is None and sent_tasks == [("breaker_worker.failover", [alias, 1])]
+
+
+def test_with_every_candidate_down_one_failover_attempt_per_open_wait_and_no_ping_pong(
+    store, sent_tasks, seed_databases
+):
+    # Neither server holds the table: no candidate can serve the tenant.
+    b = url(seed_databases["b_port"], seed_databases["name"])
+    services.register_alias("1-default", [b, b.replace(seed_databases["name"], "postgres")], PROBE_SQL)
+    now = time.time()
+    trip(store, "1-default", now)
+    services.evaluate_breakers(now)
+    waits = []
+    for _ in range(3):
+        record = store.states(["1-default"])["1-default"]
+        assert record.state is State.OPEN
+        waits.append(record.open_until - record.since)
+        [(name, [alias, epoch])] = [t for t in sent_tasks if t[0] == "breaker_worker.failover"]
+        assert services.fail_over(alias, epoch)["status"] == "no healthy candidate"
+        sent_tasks.clear()
+        assert services.evaluate_breakers(now)["transitions"] == 0  # still waiting: no new attempt
+        services.evaluate_breakers(record.open_until)  # the wait ends: half-open, probe
+        assert sent_tasks == [("breaker_worker.probe", ["1-default"])]
+        sent_tasks.clear()
+        services.probe("1-default")  # fails on the same server: open again, longer
+    assert waits[1] > waits[0] * 1.5 and waits[2] > waits[1] * 1.5
+    database = TenantDatabase.objects.select_related("active_candidate").get(alias="1-default")
+    assert (database.generation, database.active_candidate.position) == (1, 0)  # never moved
+    failovers = events("1-default", BreakerEvent.Kind.FAILOVER)
+    assert len(failovers) == 3 and all(e.reason.startswith("no healthy candidate") for e in failovers)
+    assert store.states(["1-default"])["1-default"].reason.startswith("probe query on 127.0.0.1")

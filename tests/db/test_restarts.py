@@ -1,0 +1,94 @@
+"""PostgreSQL restarting under the active candidate: a short blip rides through, a long outage trips."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import DatabaseError, close_old_connections, connections
+
+from breaker_worker import services
+from breaker_worker.core.machine import State
+from breaker_worker.core.policy import Policy
+from breaker_worker.db import runtime as runtime_module
+from breaker_worker.sandbox import PostgresServer, create_database, free_port
+from tests.conftest import forget_tenant_connections, url
+
+pytestmark = pytest.mark.usefixtures("control_db")
+
+SHORT = Policy(window_seconds=4, minimum_calls=10, failure_rate=50, open_seconds=5)
+
+
+@pytest.fixture
+def own_server():
+    server = PostgresServer(free_port()).start()
+    create_database(server.port, "tenant", with_seed_table=True)
+    yield server
+    server.stop()
+
+
+class Traffic:
+    """An application thread querying ~100 times a second, closing broken connections between
+    queries as Django does between requests."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias, self.ok, self.failed = alias, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            close_old_connections()
+            try:
+                with connections[self.alias].cursor() as cursor:
+                    cursor.execute("SELECT count(*) FROM test_app_users")
+                self.ok += 1
+            except DatabaseError:
+                self.failed += 1
+            time.sleep(0.01)
+        connections.close_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def run_for(seconds: float) -> None:
+    """Evaluate as beat would (more often, to catch any transition), for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        services.evaluate_breakers()
+        time.sleep(0.25)
+
+
+def test_a_short_restart_rides_through_and_a_long_outage_trips(
+    own_server, breaker, store, settings, monkeypatch, sent_tasks
+):
+    settings.BREAKER_POLICY = SHORT
+    breaker.stop()
+    runtime = runtime_module.BreakerRuntime(settings.REDIS_URL, SHORT, sync_seconds=0.1)
+    monkeypatch.setattr(runtime_module, "_runtime", runtime)
+    forget_tenant_connections()
+    services.register_alias("1-default", [url(own_server.port, "tenant")])
+    traffic = Traffic("1-default")
+    try:
+        run_for(2)
+        own_server.halt()
+        time.sleep(0.5)
+        own_server.resume()
+        run_for(3)
+        blip_failures = traffic.failed
+        assert blip_failures > 0  # the blip was seen
+        assert store.states(["1-default"])["1-default"].state is State.CLOSED
+        assert sent_tasks == []
+
+        own_server.halt()
+        run_for(SHORT.window_seconds + 1)
+        assert store.states(["1-default"])["1-default"].state is State.OPEN
+        assert [name for name, _ in sent_tasks] == ["breaker_worker.failover"]
+    finally:
+        traffic.stop()
+        runtime.stop()
+        forget_tenant_connections()
