@@ -17,7 +17,7 @@ from . import services
 from .actions import BreakerActions
 from .core.machine import State
 from .forms import BreakerForm, CandidateForm
-from .models import Breaker, BreakerEvent, Candidate, Tenant, TenantDatabase
+from .models import Breaker, BreakerEvent, BreakerPolicy, Candidate, Tenant, TenantDatabase
 from .selectors import breaker_states, breaker_statuses, latest_probe
 from .store import StoreUnavailableError
 
@@ -139,6 +139,20 @@ class CandidateInline(BreakerPermissionInline, admin.TabularInline):
         return "failover" if candidate.pk else ""
 
 
+class BreakerPolicyInline(BreakerPermissionInline, admin.StackedInline):
+    """This alias's overrides of the default policy; the running evaluator and every process
+    take a saved change within a poll, without a restart."""
+
+    model = BreakerPolicy
+    verbose_name = "policy override"
+    verbose_name_plural = "policy (empty fields inherit the BREAKER_* defaults)"
+    fields = list(BreakerPolicy.OVERRIDABLE)
+    max_num = 1
+    extra = 0
+    can_delete = True
+    classes = ["tb-policy"]
+
+
 class BreakerEventInline(BreakerPermissionInline, admin.TabularInline):
     model = BreakerEvent
     verbose_name_plural = "history (newest first)"
@@ -200,7 +214,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
     empty_value_display = "–"
     search_fields = ["alias", "tenant__name", "=tenant__id"]
     list_select_related = ["tenant", "active_candidate"]
-    inlines = [CandidateInline, BreakerEventInline]
+    inlines = [BreakerPolicyInline, CandidateInline, BreakerEventInline]
 
     class Media:
         css = {"all": ["breaker_worker/admin.css"]}
@@ -326,8 +340,10 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
 
     @admin.display(description="effective policy")
     def policy(self, breaker):
-        # The default for every alias until per-alias policies exist; then they are edited here.
-        policy = settings.BREAKER_POLICY
+        try:
+            policy = services.policy_for(breaker.alias)
+        except StoreUnavailableError:
+            policy = settings.BREAKER_POLICY  # the overrides' version lives in Redis
         rows = format_html_join(
             "",
             "<tr><th>{}</th><td>{}</td></tr>",
@@ -338,8 +354,8 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
         )
         return format_html(
             '<table class="tb-policy-table"><thead><tr><th>setting</th><th>value</th></tr></thead>{}</table>'
-            '<p class="tb-muted">The default policy from the BREAKER_* settings, the same for every alias '
-            "(read-only here).</p>",
+            '<p class="tb-muted">The BREAKER_* defaults with this alias\'s overrides (edit them under '
+            "Policy below).</p>",
             rows,
         )
 

@@ -107,3 +107,56 @@ class Breaker(TenantDatabase):
             ("fail_over_breaker", "Can fail a breaker over now"),
             ("test_connection_breaker", "Can test a breaker's candidate connections"),
         ]
+
+
+class BreakerPolicy(models.Model):
+    """One alias's overrides of the default policy (the BREAKER_* settings); an empty field
+    inherits the default. Saving one reaches the running evaluator and every process within a
+    poll, without a restart."""
+
+    OVERRIDABLE = (
+        "window_seconds",
+        "window_calls",
+        "minimum_calls",
+        "failure_rate",
+        "slow_call_seconds",
+        "slow_call_rate",
+        "open_seconds",
+        "max_open_seconds",
+        "probes",
+        "connect_failures",
+    )
+
+    database = models.OneToOneField(TenantDatabase, on_delete=models.CASCADE, related_name="policy_override")
+    window_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="seconds")
+    window_calls = models.PositiveIntegerField(
+        null=True, blank=True, help_text="0: time-based window; N: the last N calls"
+    )
+    minimum_calls = models.PositiveIntegerField(null=True, blank=True)
+    failure_rate = models.FloatField(null=True, blank=True, help_text="percent")
+    slow_call_seconds = models.FloatField(null=True, blank=True, help_text="seconds")
+    slow_call_rate = models.FloatField(null=True, blank=True, help_text="percent")
+    open_seconds = models.FloatField(null=True, blank=True, help_text="first open wait, seconds")
+    max_open_seconds = models.FloatField(null=True, blank=True, help_text="longest open wait, seconds")
+    probes = models.PositiveIntegerField(null=True, blank=True, help_text="successful probe queries to close")
+    connect_failures = models.PositiveIntegerField(
+        null=True, blank=True, help_text="consecutive failed connects that trip a quiet alias (0: off)"
+    )
+
+    def __str__(self) -> str:
+        return f"policy of {self.database.alias}"
+
+    def overrides(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self.OVERRIDABLE if getattr(self, name) is not None}
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .core.policy import PolicyError
+        from .policies import effective
+
+        try:
+            effective(self.overrides())
+        except PolicyError as exc:
+            field = next((name for name in self.OVERRIDABLE if str(exc).startswith(name)), None)
+            raise ValidationError({field: str(exc)} if field else str(exc)) from None

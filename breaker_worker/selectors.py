@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import time
 
-from django.conf import settings
-
 from .models import BreakerEvent, TenantDatabase
-from .services import get_store
+from .services import get_store, views_with_policies
 
 
 def breaker_statuses(aliases: list[str] | None = None, now: float | None = None) -> list[dict[str, object]]:
     """Live status of registered aliases (all, or those named), one dict per alias."""
     now = time.time() if now is None else now
-    policy = settings.BREAKER_POLICY
     databases = TenantDatabase.objects.select_related("active_candidate").order_by("alias")
     if aliases:
         databases = databases.filter(alias__in=aliases)
@@ -21,7 +18,7 @@ def breaker_statuses(aliases: list[str] | None = None, now: float | None = None)
     store = get_store()
     names = [d.alias for d in databases]
     records = store.states(names)
-    views = store.views(names, now, policy.window_seconds)
+    views, policies = views_with_policies(names, now)
     guard = store.guard()
     statuses = []
     for database in databases:
@@ -33,7 +30,7 @@ def breaker_statuses(aliases: list[str] | None = None, now: float | None = None)
                 "alias": database.alias,
                 "tenant_id": database.tenant_id,
                 "state": record.state.value,
-                "failure_rate": counts.failure_rate(policy.minimum_calls),
+                "failure_rate": counts.failure_rate(policies[database.alias].minimum_calls),
                 "calls": counts.calls,
                 "failures": counts.failures,
                 "slow_calls": counts.slow,

@@ -17,10 +17,12 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from . import metrics
-from .core.machine import State, check_transition, decide, next_reopens, open_wait
+from .core.machine import BreakerView, State, check_transition, decide, next_reopens, open_wait
+from .core.policy import Policy
 from .core.window import Counts
 from .db.probe import run_probe
 from .models import ALIAS_PATTERN, BreakerEvent, Candidate, Tenant, TenantDatabase
+from .policies import PolicyBook
 from .store import RedisBreakerStore, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,31 @@ class InvalidConfigError(ValueError):
 def get_store() -> RedisBreakerStore:
     # Tasks and commands may wait a little for Redis; the query path never uses this client.
     return RedisBreakerStore.from_url(settings.REDIS_URL, timeout=3.0, retries=1)
+
+
+# --- policies ---------------------------------------------------------------------------
+
+_policy_book = PolicyBook()
+
+
+def policies_for(aliases) -> dict[str, Policy]:
+    return _policy_book.policies(aliases, get_store().policy_version())
+
+
+def policy_for(alias: str) -> Policy:
+    return policies_for([alias])[alias]
+
+
+def views_with_policies(aliases, now: float) -> tuple[dict[str, BreakerView], dict[str, Policy]]:
+    """The views of ``aliases``, each read with its own policy's window, and those policies."""
+    policies = policies_for(aliases)
+    by_window: dict[tuple[int, int], list[str]] = {}
+    for alias, policy in policies.items():
+        by_window.setdefault((policy.window_seconds, policy.window_calls), []).append(alias)
+    views: dict[str, BreakerView] = {}
+    for (window_seconds, window_calls), names in by_window.items():
+        views.update(get_store().views(names, now, window_seconds, window_calls))
+    return views, policies
 
 
 # --- registration -------------------------------------------------------------------------
@@ -169,13 +196,14 @@ def transition(
     counts: Counts | None = None,
     reopens: int = 0,
     since: float = 0.0,
+    policy: Policy | None = None,
 ) -> int | None:
     """Compare-and-set one transition, then write its history row and start what follows it.
     ``reopens`` and ``since`` are the breaker's current ones (they set the next open wait).
     Returns the new epoch, or None when the breaker had already moved on."""
     check_transition(alias, from_state, to_state)
     now = time.time() if now is None else now
-    policy = settings.BREAKER_POLICY
+    policy = policy or policy_for(alias)
     open_until, new_reopens = 0.0, None  # None: the store keeps its count of reopens
     if to_state is State.OPEN:
         new_reopens = next_reopens(from_state, reopens, since, now, policy)
@@ -215,12 +243,11 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
     """One evaluation tick over every alias with recent outcomes or not closed.
     Safe to run twice at once: each transition is compare-and-set on the epoch."""
     now = time.time() if now is None else now
-    policy = settings.BREAKER_POLICY
     store = get_store()
-    aliases = store.recent_aliases(now - policy.window_seconds)
-    views = store.views(aliases, now, policy.window_seconds)
-    decisions = {alias: decide(view, policy, now) for alias, view in views.items()}
-    _guard_against_mass_outage(views, decisions, now, policy.window_seconds)
+    longest = max(p.window_seconds for p in [settings.BREAKER_POLICY, *_policy_book.known()])
+    views, policies = views_with_policies(store.recent_aliases(now - longest), now)
+    decisions = {alias: decide(view, policies[alias], now) for alias, view in views.items()}
+    _guard_against_mass_outage(views, decisions, now, settings.BREAKER_POLICY.window_seconds)
     transitions = 0
     for view in views.values():
         decision = decisions[view.alias]
@@ -240,6 +267,7 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
             counts=view.counts,
             reopens=view.reopens,
             since=view.since,
+            policy=policies[view.alias],
         )
         transitions += epoch is not None
     return {"evaluated": len(views), "transitions": transitions}
@@ -387,7 +415,7 @@ def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
     database = _registered(alias)
     store = get_store()
     owner = uuid.uuid4().hex
-    policy = settings.BREAKER_POLICY
+    policy = policy_for(alias)
     lease_seconds = settings.BREAKER_CONNECT_TIMEOUT * 2 + policy.probes * 5
     candidate = database.active_candidate
     result: dict[str, object] = {"alias": alias, "host": candidate.host, "port": candidate.port}

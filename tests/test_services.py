@@ -319,3 +319,18 @@ def test_with_every_candidate_down_one_failover_attempt_per_open_wait_and_no_pin
     failovers = events("1-default", BreakerEvent.Kind.FAILOVER)
     assert len(failovers) == 3 and all(e.reason.startswith("no healthy candidate") for e in failovers)
     assert store.states(["1-default"])["1-default"].reason.startswith("probe query on 127.0.0.1")
+
+
+def test_the_evaluator_judges_each_alias_by_its_own_policy(store, sent_tasks, seed_databases):
+    from breaker_worker.models import BreakerPolicy
+
+    b = url(seed_databases["b_port"], seed_databases["name"])
+    services.register_alias("1-default", [b])
+    services.register_alias("2-default", [b])
+    BreakerPolicy.objects.create(database=TenantDatabase.objects.get(alias="2-default"), failure_rate=90)
+    now = time.time()
+    for name in ("1-default", "2-default"):
+        trip(store, name, now, calls=20, failures=12)  # 60 %
+    services.evaluate_breakers(now)
+    assert store.states(["1-default"])["1-default"].state is State.OPEN
+    assert store.states(["2-default"])["2-default"].state is State.CLOSED  # 60 % < its 90 %

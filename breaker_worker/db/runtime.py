@@ -86,9 +86,9 @@ class Tally:
             self.succeeded = older.succeeded
             self.connect_failures += older.connect_failures
 
-    def batch(self, alias: str, generation: int) -> OutcomeBatch:
+    def batch(self, alias: str, generation: int, window_seconds: int) -> OutcomeBatch:
         buckets = {second: Counts(*counts) for second, counts in self.buckets.items()}
-        return OutcomeBatch(alias, generation, buckets, self.succeeded, self.connect_failures)
+        return OutcomeBatch(alias, generation, buckets, self.succeeded, self.connect_failures, window_seconds)
 
 
 class BreakerRuntime:
@@ -119,6 +119,7 @@ class BreakerRuntime:
         self._pending: dict[tuple[str, int], Tally] = {}  # (alias, generation) -> counted outcomes
         self._local_transitions: list[LocalTransition] = []
         self._adopted_epochs: dict[str, int] = {}
+        self._policy_version: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -142,6 +143,11 @@ class BreakerRuntime:
         if self._thread is None and self.enabled:
             self._ensure_sync_thread()
         return target
+
+    def policy_of(self, alias: str) -> Policy:
+        """The alias's own policy once its target is loaded, else the default."""
+        target = self.targets.get(alias)
+        return target.policy if target is not None else self.policy
 
     def reject_if_open(self, alias: str, trial: bool = True) -> None:
         """Raise BreakerOpenError if the alias's breaker rejects calls now. In sequential mode
@@ -167,7 +173,7 @@ class BreakerRuntime:
         self._outcomes.append((alias, generation, now, outcome, duration, connecting))
         if self.sequential or self._store_down:
             failed = outcome is FAILURE
-            slow = outcome is SLOW or duration >= self.policy.slow_call_seconds
+            slow = outcome is SLOW or duration >= self.policy_of(alias).slow_call_seconds
             with self._lock:
                 self._drive_local(alias, generation, Counts(1, failed, slow), now, connecting)
         if self._thread is None:
@@ -188,7 +194,7 @@ class BreakerRuntime:
             return  # an operator disabled this breaker: record, never trip
         local = self.local.get(alias)
         if local is None:
-            local = self.local[alias] = SequentialBreaker(alias, self.policy)
+            local = self.local[alias] = SequentialBreaker(alias, self.policy_of(alias))
         transition = local.on_result(counts, now, connecting)
         if transition is not None:
             logger.warning(
@@ -261,6 +267,10 @@ class BreakerRuntime:
             return
         records = self.store.states(aliases)
         self._set_states(records)
+        version = self.store.policy_version()
+        if version != self._policy_version:
+            self._reload_policies(aliases)
+            self._policy_version = version
         for alias, record in records.items():
             target = self.targets.get(alias)
             if target is not None and record.generation > target.generation:
@@ -315,7 +325,6 @@ class BreakerRuntime:
 
     def _count_outcomes(self) -> None:
         """Move recorded outcomes from the deque into per-alias tallies."""
-        slow_seconds = self.policy.slow_call_seconds
         while True:
             try:
                 alias, generation, now, outcome, duration, connecting = self._outcomes.popleft()
@@ -324,7 +333,7 @@ class BreakerRuntime:
             tally = self._pending.get((alias, generation))
             if tally is None:
                 tally = self._pending[(alias, generation)] = Tally()
-            slow = outcome is SLOW or duration >= slow_seconds
+            slow = outcome is SLOW or duration >= self.policy_of(alias).slow_call_seconds
             tally.add(int(now), outcome is FAILURE, slow, connecting)
 
     def flush(self) -> None:
@@ -336,10 +345,12 @@ class BreakerRuntime:
         now = time.time()
         try:
             self.store.record(
-                [tally.batch(alias, generation) for (alias, generation), tally in pending.items()],
+                [
+                    tally.batch(alias, generation, self.policy_of(alias).window_seconds)
+                    for (alias, generation), tally in pending.items()
+                ],
                 now,
-                ttl=self.policy.window_seconds * 2 + 60,
-                window_seconds=self.policy.window_seconds,
+                ttl=max(self.policy_of(alias).window_seconds for alias, _ in pending) * 2 + 60,
             )
         except StoreUnavailableError:
             metrics.FLUSH_ERRORS.inc()
@@ -348,11 +359,23 @@ class BreakerRuntime:
 
     def _keep_for_later(self, pending: dict[tuple[str, int], Tally], now: float) -> None:
         """Put unflushed outcomes back, dropping those that left the window meanwhile."""
-        oldest = int(now) - self.policy.window_seconds
         with self._flush_lock:
             for key, old in pending.items():
                 tally = self._pending.setdefault(key, Tally())
-                tally.merge_older(old, oldest)
+                tally.merge_older(old, int(now) - self.policy_of(key[0]).window_seconds)
+
+    def _reload_policies(self, aliases: list[str]) -> None:
+        """An alias's policy changed (in the admin, say): take the new ones, same servers."""
+        for alias in aliases:
+            new = load_target(alias)
+            old = self.targets.get(alias)
+            if new is None or old is None or new.policy == old.policy or new.generation != old.generation:
+                continue  # a generation change is _reload_target's: it takes the policy along
+            self.targets[alias] = new
+            with self._lock:
+                if alias in self.local:
+                    self.local[alias] = SequentialBreaker(alias, new.policy)
+            logger.warning("alias %s: policy changed", alias)
 
     def _reload_target(self, alias: str, old: Target) -> None:
         try:

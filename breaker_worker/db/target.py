@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.policy import Policy
+
 
 @dataclass(frozen=True)
 class Target:
@@ -15,6 +17,7 @@ class Target:
     user: str
     password: str = field(repr=False)
     probe_sql: str = "SELECT 1"
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def address(self) -> str:
@@ -29,12 +32,14 @@ class Target:
 
 def load_target(alias: str) -> Target | None:
     """Read the active candidate of a registered alias from the control DB (None if unknown)."""
-    from ..models import TenantDatabase
+    from ..models import BreakerPolicy, TenantDatabase
+    from ..policies import effective
 
     database = TenantDatabase.objects.select_related("active_candidate").filter(alias=alias).first()
     if database is None or database.active_candidate is None:
         return None
     candidate = database.active_candidate
+    overrides = BreakerPolicy.objects.filter(database=database).first()
     return Target(
         alias=alias,
         generation=database.generation,
@@ -44,4 +49,5 @@ def load_target(alias: str) -> Target | None:
         user=candidate.user,
         password=candidate.password,
         probe_sql=database.probe_sql,
+        policy=effective(overrides.overrides() if overrides else {}),
     )

@@ -35,6 +35,7 @@ class OutcomeBatch:
     buckets: Mapping[int, Counts]
     succeeded: bool = False  # a call succeeded: the streak restarts from connect_failures
     connect_failures: int = 0  # failed connects after the batch's last success
+    window_seconds: int = 10  # the alias's window: what the newest bucket pushes out of it
 
     def streak_argument(self) -> str:
         if self.succeeded:
@@ -43,9 +44,7 @@ class OutcomeBatch:
 
 
 class BreakerStore(Protocol):
-    def record(
-        self, batches: Iterable[OutcomeBatch], now: float, ttl: int = 3600, window_seconds: int = 10
-    ) -> None: ...
+    def record(self, batches: Iterable[OutcomeBatch], now: float, ttl: int = 3600) -> None: ...
 
     def recent_aliases(self, since: float) -> list[str]: ...
 
@@ -72,6 +71,10 @@ class BreakerStore(Protocol):
     def publish_pool_reset(self, alias: str, generation: int) -> None: ...
 
     def publish_state_change(self, alias: str, epoch: int) -> None: ...
+
+    def policy_version(self) -> int: ...
+
+    def bump_policy_version(self) -> None: ...
 
     def set_guard(self, reason: str, ttl: float) -> None: ...
 

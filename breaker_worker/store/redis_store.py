@@ -22,6 +22,7 @@ from .base import OutcomeBatch, StateRecord, StoreUnavailableError
 POOL_RESET_CHANNEL = "cb:pool-reset"  # {"alias", "generation"}: reconnect
 STATE_CHANNEL = "cb:state"  # {"alias", "epoch"}: a breaker changed state, poll now
 RECENT_KEY = "cb:recent"  # sorted set: alias -> last time it recorded anything
+POLICY_VERSION_KEY = "cb:policy-version"  # bumped whenever an alias's policy changes
 GUARD_KEY = "cb:guard"  # JSON: why failovers are held back (mass outage), while it lasts
 TRIPPED_KEY = "cb:tripped"  # hash: alias -> "<epoch> <state>"; those not closed are evaluated without traffic
 
@@ -261,12 +262,12 @@ class RedisBreakerStore:
         except redis.RedisError as exc:
             raise StoreUnavailableError(f"Redis {action} failed: {exc}") from exc
 
-    def record(self, batches: Iterable[OutcomeBatch], now: float, ttl: int = 3600, window_seconds: int = 10) -> None:
+    def record(self, batches: Iterable[OutcomeBatch], now: float, ttl: int = 3600) -> None:
         def run() -> None:
             pipe = self.client.pipeline(transaction=False)
             aliases: dict[str, float] = {}
             for batch in batches:
-                args: list[Any] = [batch.generation, ttl, batch.streak_argument(), window_seconds]
+                args: list[Any] = [batch.generation, ttl, batch.streak_argument(), batch.window_seconds]
                 for second, counts in batch.buckets.items():
                     args += [second, counts.calls, counts.failures, counts.slow]
                 self._record(keys=[key(batch.alias, "window"), key(batch.alias, "generation")], args=args, client=pipe)
@@ -401,6 +402,12 @@ class RedisBreakerStore:
 
     def release_lease(self, alias: str, owner: str) -> None:
         self._run("lease release", lambda: self._release_lease(keys=[key(alias, "lease")], args=[owner]))
+
+    def policy_version(self) -> int:
+        return int(self._run("policy version", lambda: self.client.get(POLICY_VERSION_KEY)) or 0)
+
+    def bump_policy_version(self) -> None:
+        self._run("policy version", lambda: self.client.incr(POLICY_VERSION_KEY))
 
     def set_guard(self, reason: str, ttl: float) -> None:
         """Hold failovers back for ``ttl`` seconds unless renewed (the evaluator renews it)."""

@@ -1,5 +1,5 @@
 """A breaker's page: live state, candidates in order with write-only passwords, history newest
-first, the latest probe, and the effective policy (read-only)."""
+first, the latest probe, the effective policy and its per-alias overrides (editable)."""
 
 from __future__ import annotations
 
@@ -66,12 +66,40 @@ def test_the_latest_probe_result_is_shown_once_it_arrives(superuser_client, alia
     assert "by alice" in page
 
 
-def test_the_effective_policy_is_shown_read_only(superuser_client, alias, settings):
+def test_the_effective_policy_is_shown(superuser_client, alias, settings):
     response = superuser_client.get(change_url(alias))
     html = response.content.decode()
     policy = {row["setting"]: row["value"] for row in table(html[html.index('class="tb-policy-table"') - 7 :])}
     assert policy["failure rate"] == f"{settings.BREAKER_POLICY.failure_rate:g} %"
     assert policy["window seconds"] == f"{settings.BREAKER_POLICY.window_seconds} s"
     assert policy["probes"] == str(settings.BREAKER_POLICY.probes)
-    assert "read-only here" in text(html)
-    assert not [name for name in form_data(response, "breaker_form") if "rate" in name or "polic" in name]
+    assert "edit them under Policy below" in text(html)
+
+
+def policy_post(response, **values) -> dict:
+    fields = {name: value[0] if value else "" for name, value in form_data(response, "breaker_form").items()}
+    fields.update({f"policy_override-0-{name}": str(value) for name, value in values.items()})
+    fields["policy_override-TOTAL_FORMS"] = "1"
+    return fields
+
+
+def test_a_policy_override_saved_in_the_admin_applies_without_a_restart(superuser_client, alias, settings):
+    before = services.policy_for(alias)
+    response = superuser_client.get(change_url(alias))
+    saved = superuser_client.post(change_url(alias), policy_post(response, failure_rate=25, window_seconds=30))
+    assert saved.status_code == 302, text(saved.content.decode())[:2000]
+
+    after = services.policy_for(alias)  # what the running evaluator reads on its next tick
+    assert (after.failure_rate, after.window_seconds) == (25.0, 30)
+    assert after.minimum_calls == before.minimum_calls == settings.BREAKER_POLICY.minimum_calls  # inherited
+    page = superuser_client.get(change_url(alias)).content.decode()
+    policy = {row["setting"]: row["value"] for row in table(page[page.index('class="tb-policy-table"') - 7 :])}
+    assert (policy["failure rate"], policy["window seconds"]) == ("25 %", "30 s")
+
+
+def test_an_out_of_range_policy_value_is_refused_with_the_field_and_range(superuser_client, alias):
+    response = superuser_client.get(change_url(alias))
+    refused = superuser_client.post(change_url(alias), policy_post(response, failure_rate=250))
+    assert refused.status_code == 200
+    assert "failure_rate must be between 1.0 and 100.0, got 250.0" in text(refused.content.decode())
+    assert services.policy_for(alias).failure_rate == 50.0

@@ -52,6 +52,10 @@ def new_breaker(**overrides):
         "events-INITIAL_FORMS": "0",
         "events-MIN_NUM_FORMS": "0",
         "events-MAX_NUM_FORMS": "1000",
+        "policy_override-TOTAL_FORMS": "0",
+        "policy_override-INITIAL_FORMS": "0",
+        "policy_override-MIN_NUM_FORMS": "0",
+        "policy_override-MAX_NUM_FORMS": "1",
     }
     for index, port in enumerate((5432, 5433)):
         data.update(

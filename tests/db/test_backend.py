@@ -340,3 +340,14 @@ def test_malformed_and_forged_hints_change_nothing(alias, breaker, store, caplog
     malformed = [r.getMessage() for r in caplog.records if "malformed pool-reset message" in r.getMessage()]
     assert len(malformed) == 2
     assert "77-unknown" not in breaker.targets
+
+
+def test_a_running_process_takes_a_changed_policy_at_its_next_poll(alias, breaker):
+    from breaker_worker.models import BreakerPolicy
+
+    server_port(alias)
+    assert breaker.policy_of(alias).window_seconds == 10
+    BreakerPolicy.objects.create(database=TenantDatabase.objects.get(alias=alias), window_seconds=30)
+    breaker.sync()
+    assert breaker.policy_of(alias).window_seconds == 30
+    assert breaker.targets[alias].address == "127.0.0.1:5432"  # same server, same connection

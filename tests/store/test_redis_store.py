@@ -35,7 +35,7 @@ WINDOW = 10
 
 
 def batch(alias: str, buckets: dict[int, Counts], generation: int = 0) -> OutcomeBatch:
-    return OutcomeBatch(alias=alias, generation=generation, buckets=buckets)
+    return OutcomeBatch(alias=alias, generation=generation, buckets=buckets, window_seconds=WINDOW)
 
 
 def window_counts(store: RedisBreakerStore, alias: str, now: float = NOW, window_seconds: int = WINDOW) -> Counts:
@@ -642,9 +642,9 @@ def test_a_late_batch_for_a_second_that_left_the_window_is_not_counted(store):
 
 
 def test_recording_evicts_what_its_newest_second_pushed_out_of_the_window(store, raw):
-    store.record([batch(ALIAS, {T: Counts(4, 2, 1)})], now=NOW, window_seconds=WINDOW)
+    store.record([batch(ALIAS, {T: Counts(4, 2, 1)})], now=NOW)
     assert window_counts(store, ALIAS) == Counts(4, 2, 1)  # the first read sets up the totals
-    store.record([batch(ALIAS, {T + WINDOW: Counts(1, 0, 0)})], now=NOW + WINDOW, window_seconds=WINDOW)
+    store.record([batch(ALIAS, {T + WINDOW: Counts(1, 0, 0)})], now=NOW + WINDOW)
     fields = raw.hgetall(f"cb:{{{ALIAS}}}:window")
     assert (fields["tc"], fields["tf"], fields["ts"], fields["lo"]) == ("1", "0", "0", str(T + 1))
     assert f"c:{T}" not in fields
