@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 PROBE_RETRY_SECONDS = 15  # a breaker half-open this long without a verdict gets a new probe
+FAILBACK_CHECK_SECONDS = 5  # how often an alias away from its preferred server checks it
 
 
 class InvalidConfigError(ValueError):
@@ -247,6 +248,8 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
     longest = max(p.window_seconds for p in [settings.BREAKER_POLICY, *_policy_book.known()])
     views, policies = views_with_policies(store.recent_aliases(now - longest), now)
     decisions = {alias: decide(view, policies[alias], now) for alias, view in views.items()}
+    if settings.BREAKER_FAILBACK_AFTER:
+        _schedule_failback_checks(now)
     _guard_against_mass_outage(views, decisions, now, settings.BREAKER_POLICY.window_seconds)
     transitions = 0
     for view in views.values():
@@ -271,6 +274,14 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
         )
         transitions += epoch is not None
     return {"evaluated": len(views), "transitions": transitions}
+
+
+def _schedule_failback_checks(now: float) -> None:
+    """A check per alias away from its preferred server, every FAILBACK_CHECK_SECONDS at most."""
+    away = TenantDatabase.objects.filter(active_candidate__position__gt=0).values_list("alias", flat=True)
+    for alias in away:
+        if get_store().claim_failback_check(alias, FAILBACK_CHECK_SECONDS):
+            current_app.send_task("breaker_worker.failback", args=[alias], expires=FAILBACK_CHECK_SECONDS)
 
 
 def _guard_against_mass_outage(views: dict, decisions: dict, now: float, window_seconds: int) -> None:
@@ -338,6 +349,33 @@ def fail_over_now(alias: str, actor: str) -> dict[str, object]:
     if record.state is State.OPEN:
         transition(alias, State.OPEN, record.epoch, State.HALF_OPEN, f"failed over to {event.moved_to}", actor=actor)
     return {"alias": alias, "status": "moved", "to": event.moved_to, "generation": database.generation}
+
+
+def check_failback(alias: str, now: float | None = None) -> dict[str, object]:
+    """Optional failback (BREAKER_FAILBACK_AFTER seconds; 0, the default, turns it off): move a
+    closed alias back to its preferred (first) candidate once that one has answered every probe
+    for that long and the breaker has stayed closed as long. At most one failback per ten such
+    periods, so two servers can never make an alias flap between them."""
+    after = settings.BREAKER_FAILBACK_AFTER
+    now = time.time() if now is None else now
+    database = _registered(alias)
+    preferred = database.candidates.order_by("position").first()
+    if not after or preferred is None or preferred.pk == database.active_candidate_id:
+        return {"alias": alias, "status": "not needed"}
+    store = get_store()
+    record = store.states([alias])[alias]
+    ok, detail = run_probe(preferred, database.probe_sql)
+    healthy_since = store.note_preferred_health(alias, ok, now)
+    if not ok:
+        return {"alias": alias, "status": "preferred unhealthy", "detail": detail}
+    if record.state is not State.CLOSED or now - record.since < after or now - healthy_since < after:
+        return {"alias": alias, "status": "waiting", "healthy_for": now - healthy_since}
+    if not store.claim_failback(alias, cooldown=10 * after):
+        return {"alias": alias, "status": "cooling down"}
+    event = _save_failover(alias, preferred, actor="failback")
+    database.refresh_from_db()
+    announce_generation(database)
+    return {"alias": alias, "status": "failed back", "to": event.moved_to, "generation": database.generation}
 
 
 def _choose_candidate(database: TenantDatabase) -> Candidate | None:

@@ -26,3 +26,8 @@ def probe(alias: str, actor: str = "evaluator") -> dict:
 @shared_task(name="breaker_worker.fail_over_now", acks_late=False)
 def fail_over_now(alias: str, actor: str) -> dict:
     return services.fail_over_now(alias, actor)
+
+
+@shared_task(name="breaker_worker.failback", ignore_result=True)
+def failback(alias: str) -> dict:
+    return services.check_failback(alias)

@@ -127,6 +127,9 @@ except PolicyError as exc:
 # within one window, the fault is treated as shared and failovers are held back.
 BREAKER_GUARD_SHARE = float(os.environ.get("BREAKER_GUARD_SHARE", "50"))
 BREAKER_GUARD_MIN_ALIASES = int(os.environ.get("BREAKER_GUARD_MIN_ALIASES", "4"))
+# Failback to an alias's preferred (first) candidate once it stayed healthy this many seconds;
+# 0 turns it off (the default: moving back is a decision many operators keep for themselves).
+BREAKER_FAILBACK_AFTER = float(os.environ.get("BREAKER_FAILBACK_AFTER", "0"))
 # How often each process flushes its outcomes to Redis and polls states and generations.
 BREAKER_SYNC_SECONDS = float(os.environ.get("BREAKER_SYNC_SECONDS", "0.2"))
 # libpq's connect_timeout is infinite by default: a dead server would hang the caller.

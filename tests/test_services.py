@@ -334,3 +334,61 @@ def test_the_evaluator_judges_each_alias_by_its_own_policy(store, sent_tasks, se
     services.evaluate_breakers(now)
     assert store.states(["1-default"])["1-default"].state is State.OPEN
     assert store.states(["2-default"])["2-default"].state is State.CLOSED  # 60 % < its 90 %
+
+
+@pytest.fixture
+def away_from_preferred(store, seed_databases, sent_tasks):
+    """1-default moved by an operator from its preferred server (position 0) to the next one."""
+    a, b = (url(seed_databases[p], seed_databases["name"]) for p in ("a_port", "b_port"))
+    services.register_alias("1-default", [a, b], probe_sql="SELECT 1")  # both answer
+    assert services.fail_over_now("1-default", "alice")["status"] == "moved"
+    return "1-default"
+
+
+def test_failback_is_off_by_default(away_from_preferred):
+    assert services.check_failback(away_from_preferred)["status"] == "not needed"
+
+
+def test_failback_waits_for_a_healthy_preferred_server_and_a_quiet_breaker_then_moves_once(
+    away_from_preferred, store, settings, seed_databases
+):
+    settings.BREAKER_FAILBACK_AFTER = 30
+    alias, start = away_from_preferred, time.time()
+    assert services.check_failback(alias, now=start)["status"] == "waiting"
+    assert services.check_failback(alias, now=start + 10)["status"] == "waiting"
+    result = services.check_failback(alias, now=start + 31)
+    assert (result["status"], result["to"], result["generation"]) == (
+        "failed back",
+        f"127.0.0.1:{seed_databases['a_port']}",
+        3,
+    )
+    [event] = [e for e in events(alias, BreakerEvent.Kind.FAILOVER) if e.actor == "failback"]
+    assert event.moved_to == f"127.0.0.1:{seed_databases['a_port']}"
+    assert store.states([alias])[alias].generation == 3
+
+    # Moved away again soon after: no second failback within ten periods (no flapping).
+    services.fail_over_now(alias, "alice")
+    assert services.check_failback(alias, now=start + 100)["status"] == "cooling down"
+
+
+def test_no_failback_while_the_breaker_has_not_stayed_closed(away_from_preferred, store, settings):
+    settings.BREAKER_FAILBACK_AFTER = 30
+    alias, start = away_from_preferred, time.time()
+    store.transition(alias, State.CLOSED, 0, State.OPEN, start, "test")
+    store.transition(alias, State.OPEN, 1, State.HALF_OPEN, start + 1, "test")
+    store.transition(alias, State.HALF_OPEN, 2, State.CLOSED, start + 40, "test")
+    assert services.check_failback(alias, now=start)["status"] == "waiting"
+    assert services.check_failback(alias, now=start + 50)["status"] == "waiting"  # closed only 10 s
+    assert services.check_failback(alias, now=start + 71)["status"] == "failed back"
+
+
+def test_the_evaluator_schedules_failback_checks_only_when_enabled_and_not_every_tick(
+    away_from_preferred, sent_tasks, settings
+):
+    sent_tasks.clear()
+    services.evaluate_breakers()
+    assert sent_tasks == []  # off by default
+    settings.BREAKER_FAILBACK_AFTER = 30
+    services.evaluate_breakers()
+    services.evaluate_breakers()
+    assert sent_tasks == [("breaker_worker.failback", [away_from_preferred])]

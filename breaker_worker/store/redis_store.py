@@ -403,6 +403,33 @@ class RedisBreakerStore:
     def release_lease(self, alias: str, owner: str) -> None:
         self._run("lease release", lambda: self._release_lease(keys=[key(alias, "lease")], args=[owner]))
 
+    def note_preferred_health(self, alias: str, healthy: bool, now: float) -> float:
+        """Since when the alias's preferred server has answered every check (now if it just
+        failed: the streak restarts)."""
+
+        def run() -> float:
+            name = key(alias, "preferred-healthy-since")
+            if not healthy:
+                self.client.delete(name)
+                return now
+            self.client.set(name, now, nx=True, ex=86400)
+            return float(self.client.get(name) or now)
+
+        return self._run("failback", run)
+
+    def claim_failback_check(self, alias: str, seconds: float) -> bool:
+        return bool(
+            self._run(
+                "failback", lambda: self.client.set(key(alias, "failback-check"), 1, nx=True, px=int(seconds * 1000))
+            )
+        )
+
+    def claim_failback(self, alias: str, cooldown: float) -> bool:
+        """True at most once per ``cooldown`` seconds for an alias."""
+        return bool(
+            self._run("failback", lambda: self.client.set(key(alias, "failback"), 1, nx=True, px=int(cooldown * 1000)))
+        )
+
     def policy_version(self) -> int:
         return int(self._run("policy version", lambda: self.client.get(POLICY_VERSION_KEY)) or 0)
 
@@ -422,7 +449,7 @@ class RedisBreakerStore:
 
     def forget(self, alias: str) -> None:
         """Remove every key of one alias (tests and alias removal)."""
-        names = ("state", "window", "generation", "lease")
+        names = ("state", "window", "generation", "lease", "preferred-healthy-since", "failback-check", "failback")
         self._run("delete", lambda: self.client.delete(*(key(alias, n) for n in names)))
         self._run("delete", lambda: self.client.hdel(TRIPPED_KEY, alias))
         self._run("delete", lambda: self.client.zrem(RECENT_KEY, alias))
