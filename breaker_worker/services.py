@@ -404,19 +404,7 @@ def _save_failover(
         if epoch is not None:
             database.failover_epoch = epoch
         database.save(update_fields=["active_candidate", "generation", "failover_epoch"])
-        record = get_store().states([alias])[alias]
-        event = BreakerEvent.objects.create(
-            database=database,
-            at=datetime.now(UTC),
-            kind=BreakerEvent.Kind.FAILOVER,
-            from_state=record.state.value,
-            to_state=record.state.value,
-            reason=reason,
-            epoch=epoch if epoch is not None else record.epoch,
-            generation=database.generation,
-            actor=actor,
-            moved_to=moved_to,
-        )
+        event = _note(database, BreakerEvent.Kind.FAILOVER, reason, actor, epoch=epoch, moved_to=moved_to)
     logger.warning("alias %s: failover by %s: %s", alias, actor, reason)
     return event
 
@@ -436,6 +424,25 @@ def force_state(alias: str, to_state: State, actor: str) -> dict[str, object]:
         if epoch is not None:
             return {"alias": alias, "state": to_state.value, "epoch": epoch, "changed": True}
     raise StoreUnavailableError(f"breaker {alias} kept changing; try again")
+
+
+def _note(
+    database: TenantDatabase, kind: str, reason: str, actor: str, epoch: int | None = None, moved_to: str = ""
+) -> BreakerEvent:
+    """A history row that is not a transition: the breaker's state stays as it is."""
+    record = get_store().states([database.alias])[database.alias]
+    return BreakerEvent.objects.create(
+        database=database,
+        at=datetime.now(UTC),
+        kind=kind,
+        from_state=record.state.value,
+        to_state=record.state.value,
+        reason=reason,
+        epoch=record.epoch if epoch is None else epoch,
+        generation=database.generation,
+        actor=actor,
+        moved_to=moved_to,
+    )
 
 
 def _registered(alias: str) -> TenantDatabase:
@@ -492,21 +499,10 @@ def _report_probe(database: TenantDatabase, outcome: dict[str, object], actor: s
     """Leave an operator's probe result in the history, where the admin shows it. The evaluator's
     own probes are not recorded: the transitions they cause are."""
     if actor != "evaluator":
-        record = get_store().states([database.alias])[database.alias]
         reason = {
             True: f"probe succeeded on {outcome['host']}:{outcome['port']}",
             False: f"probe failed: {outcome['detail']}",
             None: f"probe skipped: {outcome['detail']}",
-        }[outcome["ok"]]
-        BreakerEvent.objects.create(
-            database=database,
-            at=datetime.now(UTC),
-            kind=BreakerEvent.Kind.PROBE,
-            from_state=record.state.value,
-            to_state=record.state.value,
-            reason=reason,
-            epoch=record.epoch,
-            generation=database.generation,
-            actor=actor,
-        )
+        }[outcome["ok"]]  # type: ignore[index]
+        _note(database, BreakerEvent.Kind.PROBE, reason, actor)
     return outcome

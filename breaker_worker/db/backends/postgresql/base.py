@@ -78,26 +78,20 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
 class RecordingCursor:
     """Times each execute on the database and records its outcome, tagged with the generation
-    of the server the connection reached. (Called once per query: kept flat on purpose.)"""
+    of the server the connection reached."""
 
     def _execute(self, sql, params, *ignored_wrapper_args):
-        db = self.db
-        generation = db.breaker_generation
-        started = perf_counter()
-        try:
-            result = CursorWrapper._execute(self, sql, params)
-        except Exception as exc:
-            db.breaker.record_error(db.alias, generation, exc, perf_counter() - started)
-            raise
-        db.breaker.record(db.alias, generation, SUCCESS, perf_counter() - started)
-        return result
+        return self._recorded(CursorWrapper._execute, sql, params)
 
     def _executemany(self, sql, param_list, *ignored_wrapper_args):
+        return self._recorded(CursorWrapper._executemany, sql, param_list)
+
+    def _recorded(self, execute, sql, params):
         db = self.db
         generation = db.breaker_generation
         started = perf_counter()
         try:
-            result = CursorWrapper._executemany(self, sql, param_list)
+            result = execute(self, sql, params)
         except Exception as exc:
             db.breaker.record_error(db.alias, generation, exc, perf_counter() - started)
             raise
