@@ -242,18 +242,26 @@ def test_breaker_disabled_follows_targets_but_neither_records_nor_rejects(alias,
     assert window(store, alias) == Counts()
 
 
-def test_sequential_mode_opens_inline_and_starts_the_same_failover_workflow(
-    alias, breaker, store, sent_tasks, settings, monkeypatch
-):
+@pytest.fixture
+def sequential(alias, breaker, settings, monkeypatch):
+    """This process's runtime in sequential mode, in place of the aggregator one."""
     from breaker_worker.db import runtime as runtime_module
-    from breaker_worker.models import BreakerEvent
 
     breaker.stop()
-    sequential = runtime_module.BreakerRuntime(
+    runtime = runtime_module.BreakerRuntime(
         settings.REDIS_URL, settings.BREAKER_POLICY, sync_seconds=0.1, sequential=True
     )
-    monkeypatch.setattr(runtime_module, "_runtime", sequential)
+    monkeypatch.setattr(runtime_module, "_runtime", runtime)
     forget_tenant_connections()
+    yield runtime
+    runtime.stop()
+    forget_tenant_connections()
+
+
+def test_sequential_mode_opens_inline_and_starts_the_same_failover_workflow(
+    alias, sequential, store, sent_tasks, settings
+):
+    from breaker_worker.models import BreakerEvent
 
     for _ in range(settings.BREAKER_POLICY.minimum_calls):  # no evaluator runs in this test
         with pytest.raises(ProgrammingError), connections[alias].cursor() as cursor:
@@ -261,16 +269,31 @@ def test_sequential_mode_opens_inline_and_starts_the_same_failover_workflow(
     with pytest.raises(BreakerOpenError, match="opened in this process"):
         server_port(alias)
 
+    # The sync thread writes the history row, then sends the failover task: wait for both.
     deadline = time.monotonic() + 10
-    while not BreakerEvent.objects.filter(database__alias=alias).exists() and time.monotonic() < deadline:
+    while not sent_tasks and time.monotonic() < deadline:
         time.sleep(0.05)
     [event] = BreakerEvent.objects.filter(database__alias=alias)
     assert (event.from_state, event.to_state, event.actor) == ("closed", "open", f"sequential (pid {os.getpid()})")
     assert event.reason == "failure rate 100% >= 50% (10 of 10 calls in 10s)"
     assert sent_tasks == [("breaker_worker.failover", [alias, 1])]
     assert store.states([alias])[alias].state is State.OPEN
-    sequential.stop()
-    forget_tenant_connections()
+
+
+def test_sequential_mode_judges_a_failure_with_every_success_before_it(alias, sequential, sent_tasks):
+    """Quick successes on a closed breaker skip the state machine step; the next failure still
+    sees them: with 20 successes first, 50 % needs 20 failures, not 10."""
+    for _ in range(20):
+        assert server_port(alias) == 5432
+    for _ in range(19):
+        with pytest.raises(ProgrammingError), connections[alias].cursor() as cursor:
+            cursor.execute("SELECT first_name FROM test_app_users")
+    assert sequential.local[alias].state is State.CLOSED
+    with pytest.raises(ProgrammingError), connections[alias].cursor() as cursor:
+        cursor.execute("SELECT first_name FROM test_app_users")
+    assert sequential.local[alias].state is State.OPEN
+    with pytest.raises(BreakerOpenError, match="opened in this process"):
+        server_port(alias)
 
 
 def test_failed_connects_build_a_streak_that_trips_a_quiet_alias(breaker, store, tenant_dbname, sent_tasks):
@@ -337,7 +360,12 @@ def test_malformed_and_forged_hints_change_nothing(alias, breaker, store, caplog
 
     assert breaker.targets[alias] is before  # same server, same generation
     assert server_port(alias) == 5432
-    malformed = [r.getMessage() for r in caplog.records if "malformed pool-reset message" in r.getMessage()]
+    # Counted for this runtime's sync thread only: another test's runtime may still be listening.
+    malformed = [
+        r.getMessage()
+        for r in caplog.records
+        if "malformed pool-reset message" in r.getMessage() and r.thread == breaker._thread.ident
+    ]
     assert len(malformed) == 2
     assert "77-unknown" not in breaker.targets
 
