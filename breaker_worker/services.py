@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils.module_loading import import_string
 
 from . import metrics
@@ -209,13 +210,15 @@ def transition(
     if to_state is State.OPEN:
         new_reopens = next_reopens(from_state, reopens, since, now, policy)
         open_until = now + open_wait(policy, new_reopens)
-    new_epoch = get_store().transition(alias, from_state, epoch, to_state, now, reason, open_until, new_reopens)
+    database = TenantDatabase.objects.filter(alias=alias).first()
+    new_epoch = get_store().transition(
+        alias, from_state, epoch, to_state, now, reason, open_until, new_reopens, epoch_floor=_epoch_floor(database)
+    )
     if new_epoch is None:
         return None
     metrics.TRANSITIONS.labels(from_state.value, to_state.value).inc()
     logger.warning("breaker %s: %s -> %s (%s) [epoch %s]", alias, from_state.value, to_state.value, reason, new_epoch)
     get_store().publish_state_change(alias, new_epoch)  # processes poll at once instead of within 0.2 s
-    database = TenantDatabase.objects.filter(alias=alias).first()
     if database is not None:
         BreakerEvent.objects.create(
             database=database,
@@ -238,6 +241,15 @@ def transition(
     elif to_state is State.HALF_OPEN:
         current_app.send_task("breaker_worker.probe", args=[alias])
     return new_epoch
+
+
+def _epoch_floor(database: TenantDatabase | None) -> int:
+    """The highest epoch the control DB knows for the alias: epochs must never repeat, even
+    after Redis lost its data (failover is idempotent on the epoch)."""
+    if database is None:
+        return 0
+    latest = database.events.aggregate(latest=Max("epoch"))["latest"] or 0
+    return max(latest, database.failover_epoch)
 
 
 def evaluate_breakers(now: float | None = None) -> dict[str, int]:

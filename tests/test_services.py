@@ -106,6 +106,28 @@ def test_failover_is_idempotent_on_the_epoch(alias, store, sent_tasks, seed_data
     assert (record.state, record.epoch, record.generation) == (State.HALF_OPEN, 2, 2)
 
 
+def test_after_redis_lost_its_data_the_next_incident_fails_over_again(alias, store, sent_tasks, seed_databases):
+    """Epochs restart at 0 in an empty Redis; the control DB remembers epoch 1's failover, so a
+    new incident must get a new epoch, not look like the one already carried out."""
+    now = time.time()
+    trip(store, alias, now)
+    services.evaluate_breakers(now)
+    assert services.fail_over(alias, 1)["status"] == "moved"  # to A, generation 2
+    store.client.flushall()  # Redis restarted without persistence
+    sent_tasks.clear()
+
+    trip(store, alias, now + 1)
+    services.evaluate_breakers(now + 1)
+    [(name, [_, epoch])] = sent_tasks
+    assert name == "breaker_worker.failover" and epoch > 2  # above every epoch in the history
+    # Carried out, not skipped: B, the only other candidate, lacks the table, so it stays on A.
+    assert services.fail_over(alias, epoch)["status"] == "no healthy candidate"
+    first, second = events(alias, BreakerEvent.Kind.FAILOVER)
+    assert (first.epoch, first.moved_to) == (1, f"127.0.0.1:{seed_databases['a_port']}")
+    assert (second.epoch, second.moved_to) == (epoch, "")
+    assert store.states([alias])[alias].state is State.OPEN  # no false "failed over" half-open
+
+
 def test_a_stale_failover_changes_nothing(alias, store, sent_tasks):
     assert services.fail_over(alias, 7)["status"] == "stale"
     assert TenantDatabase.objects.get(alias=alias).generation == 1

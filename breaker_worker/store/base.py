@@ -64,6 +64,7 @@ class BreakerStore(Protocol):
         reason: str,
         open_until: float = 0.0,
         reopens: int | None = None,
+        epoch_floor: int = 0,
     ) -> int | None: ...
 
     def advance_generation(self, alias: str, generation: int) -> bool: ...

@@ -93,13 +93,15 @@ return 1
 """
 
 # KEYS: state, window. ARGV: expected state, expected epoch, to state, now, reason,
-# open_until, reopens ('' keeps the stored count), clear window (1/0).
+# open_until, reopens ('' keeps the stored count), clear window (1/0), epoch floor.
 # Returns {applied (1/0), current state, current epoch}.
+# The floor is the highest epoch the control DB has seen for the alias: a Redis that lost its
+# data restarts at epoch 0, and epoch 1 again would look like an incident already failed over.
 TRANSITION_SCRIPT = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
 if state ~= ARGV[1] or epoch ~= tonumber(ARGV[2]) then return {0, state, epoch} end
-epoch = epoch + 1
+epoch = math.max(epoch, tonumber(ARGV[9])) + 1
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'epoch', epoch, 'since', ARGV[4],
            'reason', ARGV[5], 'open_until', ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'reopens', ARGV[7]) end
@@ -348,9 +350,11 @@ class RedisBreakerStore:
         reason: str,
         open_until: float = 0.0,
         reopens: int | None = None,
+        epoch_floor: int = 0,
     ) -> int | None:
         """Compare-and-set: apply only if the breaker is still in ``expected`` at ``expected_epoch``.
-        Returns the new epoch, or None when another evaluator or task got there first."""
+        The new epoch is above ``epoch_floor``. Returns it, or None when another evaluator or task
+        got there first."""
         # A breaker leaving open starts a fresh window: its old failures are already judged.
         clear_window = 1 if to_state in (State.HALF_OPEN, State.CLOSED) else 0
 
@@ -366,6 +370,7 @@ class RedisBreakerStore:
                     open_until,
                     "" if reopens is None else reopens,
                     clear_window,
+                    epoch_floor,
                 ],
             )
             # Also on a refused transition: repairs the index if an earlier write of it failed.
