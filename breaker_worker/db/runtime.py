@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 # Enum members looked up once: on Python 3.11 each State.X / Outcome.X costs ~90 ns, and the
 # query path would pay it several times per call.
-FAILURE, SLOW, IGNORED = Outcome.FAILURE, Outcome.SLOW, Outcome.IGNORED
+SUCCESS, FAILURE, SLOW, IGNORED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.SLOW, Outcome.IGNORED
 CLOSED, DISABLED = State.CLOSED, State.DISABLED
 
 UNKNOWN_ALIAS_RECHECK = 5.0  # seconds before asking the control DB again about an unknown alias
@@ -115,6 +115,7 @@ class BreakerRuntime:
         """Fresh per-process parts: threads and sockets do not survive fork."""
         self._lock = threading.Lock()
         self._outcomes: collections.deque = collections.deque()  # recorded, not yet counted
+        self._local_outcomes: collections.deque = collections.deque()  # not yet fed to self.local
         self._flush_lock = threading.Lock()  # flushes come from the sync thread, tests, exit
         self._pending: dict[tuple[str, int], Tally] = {}  # (alias, generation) -> counted outcomes
         self._local_transitions: list[LocalTransition] = []
@@ -168,14 +169,18 @@ class BreakerRuntime:
     def record(self, alias: str, generation: int, outcome: Outcome, duration: float, connecting: bool = False) -> None:
         if outcome is IGNORED:
             return
-        now = time.time()
         # One append to a deque (thread-safe, no lock): the sync thread does the counting.
-        self._outcomes.append((alias, generation, now, outcome, duration, connecting))
+        entry = (alias, generation, time.time(), outcome, duration, connecting)
+        self._outcomes.append(entry)
         if self.sequential or self._store_down:
-            failed = outcome is FAILURE
-            slow = outcome is SLOW or duration >= self.policy_of(alias).slow_call_seconds
-            with self._lock:
-                self._drive_local(alias, generation, Counts(1, failed, slow), now, connecting)
+            self._local_outcomes.append(entry)
+            # A quick success on a closed breaker cannot open it (it lowers the rates), so it
+            # waits for the next call that can, or for the sync thread: the common call costs
+            # one more append instead of a state machine step under the lock.
+            local = self.local.get(alias)
+            if outcome is not SUCCESS or local is None or local.state is not CLOSED or duration >= local.policy.slow_call_seconds:
+                with self._lock:
+                    self._drive_local_outcomes()
         if self._thread is None:
             self._ensure_sync_thread()
 
@@ -183,6 +188,14 @@ class BreakerRuntime:
         self, alias: str, generation: int, exc: BaseException, duration: float, connecting: bool = False
     ) -> None:
         self.record(alias, generation, classify(exc), duration, connecting)
+
+    def _drive_local_outcomes(self) -> None:
+        """Under the lock: feed this process's breakers every outcome recorded since the last
+        time, in order."""
+        while self._local_outcomes:
+            alias, generation, now, outcome, duration, connecting = self._local_outcomes.popleft()
+            slow = outcome is SLOW or duration >= self.policy_of(alias).slow_call_seconds
+            self._drive_local(alias, generation, Counts(1, outcome is FAILURE, slow), now, connecting)
 
     def _drive_local(self, alias: str, generation: int, counts: Counts, now: float, connecting: bool) -> None:
         """Sequential mode, or while Redis is away; under the lock: per-call evaluation of this
@@ -258,6 +271,9 @@ class BreakerRuntime:
     def sync(self) -> None:
         """Flush gathered outcomes, publish local transitions, then refresh states and targets.
         Raises StoreUnavailableError."""
+        if self._local_outcomes:
+            with self._lock:
+                self._drive_local_outcomes()
         self.flush()
         if self._store_down and not self.sequential:
             self._end_local_protection()
@@ -285,6 +301,7 @@ class BreakerRuntime:
         """Redis is back: the evaluator judges the outcomes kept meanwhile; local verdicts go."""
         with self._lock:
             self.local.clear()
+            self._local_outcomes.clear()
             self._local_transitions.clear()
 
     def _publish_local_transitions(self) -> None:
