@@ -178,7 +178,8 @@ class BreakerRuntime:
             # waits for the next call that can, or for the sync thread: the common call costs
             # one more append instead of a state machine step under the lock.
             local = self.local.get(alias)
-            if outcome is not SUCCESS or local is None or local.state is not CLOSED or duration >= local.policy.slow_call_seconds:
+            quick_success = outcome is SUCCESS and local is not None and duration < local.policy.slow_call_seconds
+            if not quick_success or local.state is not CLOSED:
                 with self._lock:
                     self._drive_local_outcomes()
         if self._thread is None:
