@@ -40,7 +40,9 @@ CONNECTION_ERROR_NAMES = frozenset({"OperationalError", "InterfaceError"})
 
 
 def sqlstate_of(exc: BaseException) -> str | None:
-    """The SQLSTATE of a driver error, looking through wrappers (Django sets ``__cause__``)."""
+    """The SQLSTATE of a driver error, looking through wrappers (Django sets ``__cause__``).
+    Not through ``__context__``: an error raised while handling another one is a new fault (a
+    connection lost during the rollback after a unique violation is not the caller's mistake)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -48,7 +50,7 @@ def sqlstate_of(exc: BaseException) -> str | None:
         code = getattr(current, "pgcode", None) or getattr(current, "sqlstate", None)
         if isinstance(code, str) and code:
             return code
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
     return None
 
 

@@ -103,9 +103,11 @@ def test_the_code_wins_over_the_wrapper_class_name():
     assert classify(exc) is Outcome.IGNORED
 
 
-def test_classify_reads_the_code_through_implicit_chaining():
-    exc = raised_while_handling(RuntimeError("while recording"), DriverError("gone", pgcode="08006"))
-    assert exc.__cause__ is None
+def test_an_error_raised_while_handling_another_is_judged_by_itself():
+    # The connection died during the rollback after a unique violation: a server fault.
+    lost = OperationalError("server closed the connection unexpectedly")
+    exc = raised_while_handling(lost, IntegrityError("duplicate key", pgcode="23505"))
+    assert exc.__context__ is not None
     assert classify(exc) is Outcome.FAILURE
 
 
