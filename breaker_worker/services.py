@@ -21,7 +21,9 @@ from . import metrics
 from .core.machine import BreakerView, State, check_transition, decide, next_reopens, open_wait
 from .core.policy import Policy
 from .core.window import Counts
-from .db.probe import run_probe
+from .db.probe import STATEMENT_TIMEOUT_SECONDS, run_probe
+from .db.registry import ENGINE
+from .db.target import Target
 from .models import ALIAS_PATTERN, BreakerEvent, Candidate, Tenant, TenantDatabase
 from .policies import PolicyBook
 from .store import RedisBreakerStore, StoreUnavailableError
@@ -469,23 +471,26 @@ def _registered(alias: str) -> TenantDatabase:
 
 def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
     """Probe the active candidate; in half-open, success closes the breaker and failure reopens it."""
-    database = _registered(alias)
+    database = TenantDatabase.objects.select_related("active_candidate").filter(alias=alias).first()
+    if database is not None and database.active_candidate is not None:
+        server, probe_sql = database.active_candidate, database.probe_sql
+    else:
+        server, probe_sql, database = _configured_server(alias), "SELECT 1", None
     store = get_store()
     owner = uuid.uuid4().hex
     policy = policy_for(alias)
-    lease_seconds = settings.BREAKER_CONNECT_TIMEOUT * 2 + policy.probes * 5
-    candidate = database.active_candidate
-    result: dict[str, object] = {"alias": alias, "host": candidate.host, "port": candidate.port}
+    lease_seconds = settings.BREAKER_CONNECT_TIMEOUT * 2 + policy.probes * STATEMENT_TIMEOUT_SECONDS
+    result: dict[str, object] = {"alias": alias, "host": server.host, "port": server.port}
     if not store.acquire_lease(alias, owner, lease_seconds):
         return _report_probe(
             database, {**result, "ok": None, "detail": "another probe of this alias is running"}, actor
         )
     try:
-        ok, detail = run_probe(candidate, database.probe_sql, policy.probes)
+        ok, detail = run_probe(server, probe_sql, policy.probes)
         record = store.states([alias])[alias]
         if record.state is State.HALF_OPEN:
             if ok:
-                reason = f"{policy.probes} probe(s) succeeded on {candidate.host}:{candidate.port}"
+                reason = f"{policy.probes} probe(s) succeeded on {server.host}:{server.port}"
                 transition(alias, State.HALF_OPEN, record.epoch, State.CLOSED, reason, actor=actor)
             else:
                 transition(
@@ -507,10 +512,27 @@ def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
     return _report_probe(database, {**result, "ok": ok, "detail": detail or "probe succeeded", "state": state}, actor)
 
 
-def _report_probe(database: TenantDatabase, outcome: dict[str, object], actor: str) -> dict[str, object]:
+def _configured_server(alias: str) -> Target:
+    """The server of an alias protected by its ENGINE in the project's own DATABASES, not
+    registered with ``tenant_db set``: it has no candidates and no history, only a breaker."""
+    entry = dict.get(settings.DATABASES, alias)  # plain lookup: no registry query
+    if entry is None or entry.get("ENGINE") != ENGINE:
+        raise InvalidConfigError(f"unknown alias {alias!r}: register it with `manage.py tenant_db set`")
+    return Target(
+        alias=alias,
+        generation=0,
+        host=entry.get("HOST") or "localhost",
+        port=int(entry.get("PORT") or 5432),
+        name=entry.get("NAME") or "",
+        user=entry.get("USER") or "",
+        password=entry.get("PASSWORD") or "",
+    )
+
+
+def _report_probe(database: TenantDatabase | None, outcome: dict[str, object], actor: str) -> dict[str, object]:
     """Leave an operator's probe result in the history, where the admin shows it. The evaluator's
     own probes are not recorded: the transitions they cause are."""
-    if actor != "evaluator":
+    if actor != "evaluator" and database is not None:
         reason = {
             True: f"probe succeeded on {outcome['host']}:{outcome['port']}",
             False: f"probe failed: {outcome['detail']}",

@@ -5,6 +5,10 @@ from __future__ import annotations
 import psycopg2
 from django.conf import settings
 
+# A server that accepts connections but hangs must fail the probe, not hold the prober (and its
+# lease, and a worker slot) for ever.
+STATEMENT_TIMEOUT_SECONDS = 5
+
 
 def run_probe(candidate, probe_sql: str, count: int = 1) -> tuple[bool, str]:
     """Run ``probe_sql`` ``count`` times on a new connection; (True, "") or (False, why)."""
@@ -17,6 +21,7 @@ def run_probe(candidate, probe_sql: str, count: int = 1) -> tuple[bool, str]:
             password=candidate.password or None,
             connect_timeout=settings.BREAKER_CONNECT_TIMEOUT,
             application_name="tenantbreaker-probe",
+            options=f"-c statement_timeout={STATEMENT_TIMEOUT_SECONDS * 1000}",
         )
     except psycopg2.Error as exc:
         return False, f"connect to {candidate.host}:{candidate.port} failed: {first_line(exc)}"

@@ -36,7 +36,7 @@ from ..core.sequential import LocalTransition, SequentialBreaker
 from ..core.window import Counts, Outcome
 from ..store import RedisBreakerStore, StateRecord, StoreUnavailableError
 from ..store.base import OutcomeBatch
-from ..store.redis_store import POOL_RESET_CHANNEL, STATE_CHANNEL
+from ..store.redis_store import NEVER_MOVED, POOL_RESET_CHANNEL
 from .errors import BreakerOpenError
 from .target import Target, load_target
 
@@ -46,6 +46,12 @@ logger = logging.getLogger(__name__)
 # query path would pay it several times per call.
 SUCCESS, FAILURE, SLOW, IGNORED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.SLOW, Outcome.IGNORED
 CLOSED, DISABLED = State.CLOSED, State.DISABLED
+
+# Shared half-open admits only the prober's probe queries (one prober per alias, by lease), so
+# trial calls are bounded across all processes; application queries wait for the probes to
+# close the breaker. A process's own half-open (sequential mode, or Redis away) admits a few.
+SHARED_REJECTING = REJECTING_STATES | {State.HALF_OPEN}
+OPERATOR_STATES = frozenset({State.FORCED_OPEN, State.DISABLED})
 
 UNKNOWN_ALIAS_RECHECK = 5.0  # seconds before asking the control DB again about an unknown alias
 
@@ -105,10 +111,8 @@ class BreakerRuntime:
         self._rejected: dict[str, StateRecord] = {}  # aliases whose shared state rejects queries
         self._disabled: set[str] = set()
         self._unregistered: dict[str, float] = {}  # alias -> when the control DB said "unknown"
-        self.local: dict[str, SequentialBreaker] = {}  # sequential mode only
-        # In aggregator mode half-open trial calls are the prober's (one per alias, by lease):
-        # application queries wait until the probes close the breaker.
-        self._rejecting = REJECTING_STATES if sequential else REJECTING_STATES | {State.HALF_OPEN}
+        self.local: dict[str, SequentialBreaker] = {}  # sequential mode, or while Redis is away
+        self.watched: set[str] = set()  # every alias this process has a protected connection for
         self._after_fork()
 
     def _after_fork(self) -> None:
@@ -123,8 +127,8 @@ class BreakerRuntime:
         self._policy_version: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._store_down = False
+        self._sync_failing = False
         self.store = RedisBreakerStore.from_url(self.redis_url, timeout=1.0, retries=0)
 
     # --- query path: memory only -------------------------------------------------------
@@ -144,6 +148,11 @@ class BreakerRuntime:
         if self._thread is None and self.enabled:
             self._ensure_sync_thread()
         return target
+
+    def watch(self, alias: str) -> None:
+        """Follow this alias's shared state: this process has a protected connection for it (a
+        tenant alias, or an alias of the project's own settings with this ENGINE)."""
+        self.watched.add(alias)
 
     def policy_of(self, alias: str) -> Policy:
         """The alias's own policy once its target is loaded, else the default."""
@@ -232,28 +241,31 @@ class BreakerRuntime:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
 
     def _run(self) -> None:
-        pubsub = None
+        hints = None
         while not self._stop.is_set():
             try:
-                if pubsub is None:
-                    pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(POOL_RESET_CHANNEL, STATE_CHANNEL)
-                message = pubsub.get_message(timeout=self.sync_seconds)
-                if message is not None and message.get("channel") == POOL_RESET_CHANNEL:
-                    self._on_pool_reset_hint(message.get("data"))
+                if hints is None:
+                    hints = self.store.hints()
+                message = hints.next(timeout=self.sync_seconds)
+                if message is not None and message[0] == POOL_RESET_CHANNEL:
+                    self._on_pool_reset_hint(message[1])
                 # Any message (a state change too) ends the wait early: sync now.
                 self.sync()
-            except Exception as exc:  # the one place that decides to swallow store trouble
-                if pubsub is not None:
-                    try:
-                        pubsub.close()
-                    except Exception:
-                        pass
-                    pubsub = None
+                self._sync_failing = False
+            except StoreUnavailableError as exc:  # the one place that decides to swallow store trouble
+                if hints is not None:
+                    hints.close()
+                    hints = None
                 self._fail_open(exc)
+                self._stop.wait(self.sync_seconds)
+            except Exception:
+                # Not Redis (the control DB, the broker, a bug): the shared states this process
+                # knows are still true, so it keeps them; it says so once, and tries again.
+                if not self._sync_failing:
+                    self._sync_failing = True
+                    logger.exception("breaker sync failed; this process retries every %ss", self.sync_seconds)
                 self._stop.wait(self.sync_seconds)
             finally:
                 # This thread's control-DB connection must not outlive its use.
@@ -268,6 +280,8 @@ class BreakerRuntime:
             return
         if alias in self.targets:
             logger.info("pool-reset hint for %s (generation %s)", alias, generation)
+        else:
+            logger.debug("ignored a pool-reset hint for %s: this process has no connection for it", alias)
 
     def sync(self) -> None:
         """Flush gathered outcomes, publish local transitions, then refresh states and targets.
@@ -278,15 +292,13 @@ class BreakerRuntime:
         self.flush()
         if self._store_down and not self.sequential:
             self._end_local_protection()
-        self._publish_local_transitions()
-        aliases = list(self.targets)
-        if not aliases:
-            return
-        records = self.store.states(aliases)
+        aliases = sorted(self.watched | set(self.targets))
+        records = self.store.states(aliases) if aliases else {}
         self._set_states(records)
+        self._publish_local_transitions()  # after reading states: it compares-and-sets on them
         version = self.store.policy_version()
         if version != self._policy_version:
-            self._reload_policies(aliases)
+            self._reload_policies(list(self.targets))
             self._policy_version = version
         for alias, record in records.items():
             target = self.targets.get(alias)
@@ -313,21 +325,26 @@ class BreakerRuntime:
             return
         from ..services import transition as apply_transition  # services sit above this layer
 
-        for local in transitions:
-            shared = self.states.get(local.alias)
-            shared_state = shared.state if shared is not None else State.CLOSED
-            if shared_state is not local.from_state:
+        for index, local in enumerate(transitions):
+            shared = self.states.get(local.alias, NEVER_MOVED)
+            if shared.state is not local.from_state:
                 continue  # the shared breaker already moved on; the next poll adopts it
-            epoch = apply_transition(
-                local.alias,
-                local.from_state,
-                shared.epoch if shared is not None else 0,
-                local.to_state,
-                local.reason,
-                actor=f"sequential (pid {os.getpid()})",
-                counts=local.counts,
-                reopens=shared.reopens if shared is not None else 0,
-            )
+            try:
+                epoch = apply_transition(
+                    local.alias,
+                    local.from_state,
+                    shared.epoch,
+                    local.to_state,
+                    local.reason,
+                    actor=f"sequential (pid {os.getpid()})",
+                    counts=local.counts,
+                    reopens=shared.reopens,
+                    since=shared.since,
+                )
+            except Exception:
+                with self._lock:  # tried again at the next sync, in order
+                    self._local_transitions[:0] = transitions[index:]
+                raise
             if epoch is not None:
                 self._adopted_epochs[local.alias] = epoch
 
@@ -416,13 +433,14 @@ class BreakerRuntime:
         # The query path looks aliases up in these two small maps (one assignment each), not
         # in the records: a lookup that misses is the cheapest check there is.
         self.states = records
-        self._rejected = {alias: r for alias, r in records.items() if r.state in self._rejecting}
+        self._rejected = {alias: r for alias, r in records.items() if r.state in SHARED_REJECTING}
         self._disabled = {alias for alias, r in records.items() if r.state is State.DISABLED}
 
     def _fail_open(self, exc: Exception) -> None:
         # A stale shared "open" must not keep rejecting queries while nobody can close it; this
-        # process's own sequential breakers protect it meanwhile.
-        self._set_states({})
+        # process's own sequential breakers protect it meanwhile. An operator's forced_open or
+        # disabled was deliberate: it stays.
+        self._set_states({a: r for a, r in self.states.items() if r.state in OPERATOR_STATES})
         if not self._store_down:
             self._store_down = True
             logger.error(
@@ -464,6 +482,9 @@ def _reset_in_child() -> None:
 
 def _flush_at_exit() -> None:
     if _runtime is not None:
+        _runtime.stop()
+        if _runtime._thread is not None:
+            _runtime._thread.join(2.0)  # a flush it is sending must land before ours
         try:
             _runtime.flush()
         except Exception:

@@ -201,6 +201,32 @@ def key(alias: str, name: str) -> str:
     return f"cb:{{{alias}}}:{name}"
 
 
+class Hints:
+    """A subscription to the pool-reset and state-change channels (one per sync thread)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            self._pubsub.subscribe(POOL_RESET_CHANNEL, STATE_CHANNEL)
+        except redis.RedisError as exc:
+            self.close()
+            raise StoreUnavailableError(f"Redis subscribe failed: {exc}") from exc
+
+    def next(self, timeout: float) -> tuple[str, str] | None:
+        """The next (channel, data) within ``timeout`` seconds, or None."""
+        try:
+            message = self._pubsub.get_message(timeout=timeout)
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"Redis subscription failed: {exc}") from exc
+        return None if message is None else (message["channel"], message["data"])
+
+    def close(self) -> None:
+        try:
+            self._pubsub.close()
+        except redis.RedisError:
+            pass  # the connection is gone already
+
+
 def make_client(url: str, timeout: float = 1.0, retries: int = 0) -> redis.Redis:
     """A client with deliberate timeouts and retries: redis-py's defaults can stall a caller
     for many seconds while Redis is down."""
@@ -389,6 +415,9 @@ class RedisBreakerStore:
                 ),
             )
         )
+
+    def hints(self) -> Hints:
+        return Hints(self.client)
 
     def publish_pool_reset(self, alias: str, generation: int) -> None:
         message = json.dumps({"alias": alias, "generation": generation})

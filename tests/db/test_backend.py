@@ -379,3 +379,140 @@ def test_a_running_process_takes_a_changed_policy_at_its_next_poll(alias, breake
     breaker.sync()
     assert breaker.policy_of(alias).window_seconds == 30
     assert breaker.targets[alias].address == "127.0.0.1:5432"  # same server, same connection
+
+
+@pytest.fixture
+def own_alias(breaker, seed_databases):
+    """An alias of the project's own settings protected by changing only its ENGINE (not
+    registered with tenant_db): here on server B, without test_app_users."""
+    entry = connections.configure_settings(
+        {
+            "default": {
+                "ENGINE": "breaker_worker.db.backends.postgresql",
+                "NAME": seed_databases["name"],
+                "USER": "postgres",
+                "HOST": "127.0.0.1",
+                "PORT": seed_databases["b_port"],
+            }
+        }
+    )["default"]
+    dict.__setitem__(connections.settings, "reports", entry)
+    yield "reports"
+    if hasattr(connections._connections, "reports"):
+        connections["reports"].close()
+        del connections["reports"]
+    dict.__delitem__(connections.settings, "reports")
+
+
+def test_an_alias_protected_by_its_engine_alone_trips_fails_fast_and_closes(own_alias, breaker, store, sent_tasks):
+    """DESIGN: a user protects an alias of their own project by changing only its ENGINE."""
+    for _ in range(10):
+        with pytest.raises(ProgrammingError), connections[own_alias].cursor() as cursor:
+            cursor.execute("SELECT first_name FROM test_app_users")
+    breaker.flush()
+    services.evaluate_breakers()
+    assert store.states([own_alias])[own_alias].state is State.OPEN
+    assert sent_tasks == []  # no candidates to fail over to
+
+    breaker.sync()
+    with pytest.raises(BreakerOpenError):
+        server_port(own_alias)
+
+    record = store.states([own_alias])[own_alias]
+    services.evaluate_breakers(record.open_until + 0.1)  # the open wait ends: half-open, probe
+    assert sent_tasks == [("breaker_worker.probe", [own_alias])]
+    assert services.probe(own_alias)["ok"] is True  # SELECT 1 on the server its settings name
+    assert store.states([own_alias])[own_alias].state is State.CLOSED
+    breaker.sync()
+    assert server_port(own_alias) == 5432
+
+
+def test_while_redis_is_away_a_stale_open_lets_queries_through_but_an_operators_forced_open_stays(
+    breaker, store, seed_databases, monkeypatch
+):
+    from breaker_worker.db import runtime as runtime_module
+
+    name = seed_databases["name"]
+    services.register_alias("1-default", [url(seed_databases["a_port"], name)])
+    services.register_alias("2-default", [url(seed_databases["a_port"], name)])
+    own = RedisServer(free_port()).start()
+    try:
+        breaker.stop()
+        away = runtime_module.BreakerRuntime(own.url, breaker.policy, sync_seconds=0.05)
+        monkeypatch.setattr(runtime_module, "_runtime", away)
+        forget_tenant_connections()
+        own_store = RedisBreakerStore.from_url(own.url)
+        now = time.time()
+        own_store.transition("1-default", State.CLOSED, 0, State.FORCED_OPEN, now, "set by pat")
+        own_store.transition("2-default", State.CLOSED, 0, State.OPEN, now, "tripped", open_until=now + 60)
+        for alias_name in ("1-default", "2-default"):
+            away.target(alias_name)
+        away.sync()
+        for alias_name in ("1-default", "2-default"):
+            with pytest.raises(BreakerOpenError):
+                server_port(alias_name)
+
+        own.stop()
+        deadline = time.monotonic() + 5
+        while not away._store_down and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert away._store_down
+        assert server_port("2-default") == seed_databases["a_port"]  # nobody could close it: let through
+        with pytest.raises(BreakerOpenError, match="set by pat"):
+            server_port("1-default")  # deliberate: stays
+        away.stop()
+    finally:
+        own.stop()
+
+
+def test_a_sync_failure_that_is_not_redis_keeps_the_known_states_and_says_so_once(
+    alias, breaker, store, monkeypatch, caplog
+):
+    from breaker_worker.db import runtime as runtime_module
+
+    server_port(alias)
+    now = time.time()
+    store.transition(alias, State.CLOSED, 0, State.OPEN, now, "tripped", open_until=now + 60)
+    deadline = time.monotonic() + 5
+    while alias not in breaker._rejected and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def control_db_down(alias_name):
+        raise OperationalError("control DB unreachable")
+
+    caplog.set_level(logging.ERROR, logger="breaker_worker.db.runtime")
+    monkeypatch.setattr(runtime_module, "load_target", control_db_down)
+    store.bump_policy_version()  # every sync now reloads policies, and fails
+    time.sleep(1.0)  # about ten sync attempts
+
+    with pytest.raises(BreakerOpenError, match="tripped"):
+        server_port(alias)
+    assert not breaker._store_down
+    failures = [r for r in caplog.records if "breaker sync failed" in r.getMessage()]
+    assert len(failures) == 1
+
+
+def test_a_transaction_opened_by_hand_is_not_cut_by_a_reconnect(alias, breaker, seed_databases):
+    connection = connections[alias]
+
+    def backend_pid():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    connection.set_autocommit(False)
+    pid = backend_pid()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE by_hand (n int) ON COMMIT PRESERVE ROWS")
+        cursor.execute("INSERT INTO by_hand VALUES (1)")
+    services.register_alias(alias, [url(seed_databases["b_port"], seed_databases["name"])], PROBE_SQL)  # generation 2
+    breaker.sync()
+    assert breaker.targets[alias].generation == 2
+
+    assert backend_pid() == pid  # same session: the uncommitted insert is still there
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM by_hand")
+        assert cursor.fetchone()[0] == 1
+    connection.commit()
+    connection.set_autocommit(True)
+    assert backend_pid() != pid  # the transaction ended: now it moves to the new generation

@@ -28,6 +28,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.breaker = get_runtime()
+        self.breaker.watch(self.alias)
         self.breaker_generation = 0  # generation of the target the current connection reached
 
     def get_connection_params(self):
@@ -53,7 +54,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     def ensure_connection(self):
-        if self.connection is not None and not self.in_atomic_block:
+        # Never under an open transaction (atomic, or autocommit turned off by hand): closing
+        # would roll the caller's work back.
+        if self.connection is not None and not self.in_atomic_block and self.autocommit:
             target = self.breaker.targets.get(self.alias)
             if target is not None and target.generation != self.breaker_generation:
                 try:
