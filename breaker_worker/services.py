@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 PROBE_RETRY_SECONDS = 15  # a breaker half-open this long without a verdict gets a new probe
+FAILOVER_RETRY_SECONDS = 10  # an open breaker whose failover has not run after this long gets it again
 FAILBACK_CHECK_SECONDS = 5  # how often an alias away from its preferred server checks it
 
 
@@ -264,7 +265,9 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
     decisions = {alias: decide(view, policies[alias], now) for alias, view in views.items()}
     if settings.BREAKER_FAILBACK_AFTER:
         _schedule_failback_checks(now)
-    _guard_against_mass_outage(views, decisions, now, settings.BREAKER_POLICY.window_seconds)
+    guarded = _guard_against_mass_outage(views, decisions)
+    if not guarded:
+        _resend_lost_failovers(views, decisions, now)
     transitions = 0
     for view in views.values():
         decision = decisions[view.alias]
@@ -294,33 +297,56 @@ def _schedule_failback_checks(now: float) -> None:
     """A check per alias away from its preferred server, every FAILBACK_CHECK_SECONDS at most."""
     away = TenantDatabase.objects.filter(active_candidate__position__gt=0).values_list("alias", flat=True)
     for alias in away:
-        if get_store().claim_failback_check(alias, FAILBACK_CHECK_SECONDS):
+        if get_store().claim(alias, "failback-check", FAILBACK_CHECK_SECONDS):
             current_app.send_task("breaker_worker.failback", args=[alias], expires=FAILBACK_CHECK_SECONDS)
 
 
-def _guard_against_mass_outage(views: dict, decisions: dict, now: float, window_seconds: int) -> None:
-    """When more than BREAKER_GUARD_SHARE percent of the aliases trip within one window, the
-    fault is likely shared (network, DNS, credentials): moving every tenant would not help
-    and could make it worse. Hold failovers back while it lasts, and say so loudly."""
+def _guard_against_mass_outage(views: dict, decisions: dict) -> bool:
+    """When more than BREAKER_GUARD_SHARE percent of the evaluated aliases are tripped (open or
+    half-open, or opening now), the fault is likely shared (network, DNS, credentials): moving
+    every tenant would not help and could make it worse. Hold failovers back while it lasts,
+    and say so loudly. Returns whether the guard is on."""
     store = get_store()
     tripped = sum(
         1
         for alias, view in views.items()
-        if (view.state is State.OPEN and now - view.since <= window_seconds)
+        if view.state in (State.OPEN, State.HALF_OPEN)
         or (decisions[alias] is not None and decisions[alias].to_state is State.OPEN)
     )
     total = len(views)
     if total >= settings.BREAKER_GUARD_MIN_ALIASES and tripped * 100 > settings.BREAKER_GUARD_SHARE * total:
         reason = (
-            f"{tripped} of {total} aliases tripped within {window_seconds}s "
-            f"(> {settings.BREAKER_GUARD_SHARE:g}%): shared fault suspected, failovers held back"
+            f"{tripped} of {total} aliases tripped (> {settings.BREAKER_GUARD_SHARE:g}%): "
+            "shared fault suspected, failovers held back"
         )
         if store.guard() is None:
             logger.error("mass outage guard on: %s", reason)
-        store.set_guard(reason, ttl=window_seconds)
-    elif store.guard() is not None:
-        logger.warning("mass outage guard off: %s of %s aliases tripped within %ss", tripped, total, window_seconds)
+        # Renewed every tick; expires by itself if the evaluator stops.
+        store.set_guard(reason, ttl=max(10.0, 5 * settings.BREAKER_POLICY.evaluate_every))
+        return True
+    if store.guard() is not None:
+        logger.warning("mass outage guard off: %s of %s aliases tripped; failovers resume", tripped, total)
         store.clear_guard()
+    return False
+
+
+def _resend_lost_failovers(views: dict, decisions: dict, now: float) -> None:
+    """An open breaker whose failover never ran (its task was lost, or the guard held it back)
+    gets it again: the task is idempotent on the epoch, and a claim sends it once per retry."""
+    waiting = {
+        alias: view.epoch
+        for alias, view in views.items()
+        if view.state is State.OPEN and decisions[alias] is None and now - view.since > FAILOVER_RETRY_SECONDS
+    }
+    if not waiting:
+        return
+    done = dict(TenantDatabase.objects.filter(alias__in=waiting).values_list("alias", "failover_epoch"))
+    for alias, epoch in waiting.items():
+        if alias not in done or done[alias] >= epoch:
+            continue  # not registered (nothing to fail over to), or carried out
+        if get_store().claim(alias, "failover-retry", FAILOVER_RETRY_SECONDS):
+            logger.warning("breaker %s: open without a failover for epoch %s: sending it again", alias, epoch)
+            current_app.send_task("breaker_worker.failover", args=[alias, epoch])
 
 
 # --- failover -----------------------------------------------------------------------------
@@ -384,7 +410,7 @@ def check_failback(alias: str, now: float | None = None) -> dict[str, object]:
         return {"alias": alias, "status": "preferred unhealthy", "detail": detail}
     if record.state is not State.CLOSED or now - record.since < after or now - healthy_since < after:
         return {"alias": alias, "status": "waiting", "healthy_for": now - healthy_since}
-    if not store.claim_failback(alias, cooldown=10 * after):
+    if not store.claim(alias, "failback", 10 * after):
         return {"alias": alias, "status": "cooling down"}
     event = _save_failover(alias, preferred, actor="failback")
     database.refresh_from_db()

@@ -26,6 +26,7 @@ POLICY_VERSION_KEY = "cb:policy-version"  # bumped whenever an alias's policy ch
 GUARD_KEY = "cb:guard"  # JSON: why failovers are held back (mass outage), while it lasts
 TRIPPED_KEY = "cb:tripped"  # hash: alias -> "<epoch> <state>"; those not closed are evaluated without traffic
 
+CLAIMS = ("failback-check", "failback", "failover-retry")  # purposes of RedisBreakerStore.claim
 VIEW_CHUNK = 500  # aliases per view script call: a few milliseconds of Redis time each
 STATE_FIELDS = ("state", "epoch", "since", "open_until", "reopens", "reason")
 
@@ -451,18 +452,10 @@ class RedisBreakerStore:
 
         return self._run("failback", run)
 
-    def claim_failback_check(self, alias: str, seconds: float) -> bool:
-        return bool(
-            self._run(
-                "failback", lambda: self.client.set(key(alias, "failback-check"), 1, nx=True, px=int(seconds * 1000))
-            )
-        )
-
-    def claim_failback(self, alias: str, cooldown: float) -> bool:
-        """True at most once per ``cooldown`` seconds for an alias."""
-        return bool(
-            self._run("failback", lambda: self.client.set(key(alias, "failback"), 1, nx=True, px=int(cooldown * 1000)))
-        )
+    def claim(self, alias: str, purpose: str, seconds: float) -> bool:
+        """True at most once per ``seconds`` for an alias and purpose, across every process."""
+        name = key(alias, f"claim:{purpose}")
+        return bool(self._run("claim", lambda: self.client.set(name, 1, nx=True, px=max(1, int(seconds * 1000)))))
 
     def policy_version(self) -> int:
         return int(self._run("policy version", lambda: self.client.get(POLICY_VERSION_KEY)) or 0)
@@ -483,7 +476,7 @@ class RedisBreakerStore:
 
     def forget(self, alias: str) -> None:
         """Remove every key of one alias (tests and alias removal)."""
-        names = ("state", "window", "generation", "lease", "preferred-healthy-since", "failback-check", "failback")
+        names = ("state", "window", "generation", "lease", "preferred-healthy-since", *(f"claim:{p}" for p in CLAIMS))
         self._run("delete", lambda: self.client.delete(*(key(alias, n) for n in names)))
         self._run("delete", lambda: self.client.hdel(TRIPPED_KEY, alias))
         self._run("delete", lambda: self.client.zrem(RECENT_KEY, alias))
