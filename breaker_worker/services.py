@@ -128,12 +128,7 @@ def tenant_id_of(alias: str) -> int:
 def register_alias(alias: str, urls: list[str], probe_sql: str | None = None) -> TenantDatabase:
     """Create or replace an alias: the first URL is its active candidate, the rest fail-over ones.
     Everything is validated before anything is written."""
-    tenant_id = tenant_id_of(alias)
-    if not urls:
-        raise InvalidConfigError("give at least one database URL")
-    specs = [parse_database_url(url) for url in urls]
-    if probe_sql is not None and not probe_sql.strip():
-        raise InvalidConfigError("the probe query must not be empty")
+    tenant_id, specs = _validated_registration(alias, urls, probe_sql)
     with transaction.atomic():
         tenant, _ = Tenant.objects.get_or_create(id=tenant_id)
         database, created = TenantDatabase.objects.select_for_update().get_or_create(
@@ -158,6 +153,27 @@ def register_alias(alias: str, urls: list[str], probe_sql: str | None = None) ->
         get_store().forget(alias)
     announce_generation(database)
     return database
+
+
+def register_alias_if_absent(alias: str, urls: list[str], probe_sql: str | None = None) -> tuple[TenantDatabase, bool]:
+    """As register_alias, but an alias that exists is left as it is (its active server,
+    candidates and generation): for start-up scripts, which must not undo a failover. The
+    input is validated either way. Returns the alias and whether it was created."""
+    _validated_registration(alias, urls, probe_sql)
+    existing = TenantDatabase.objects.filter(alias=alias).first()
+    if existing is not None:
+        return existing, False
+    return register_alias(alias, urls, probe_sql), True
+
+
+def _validated_registration(alias: str, urls: list[str], probe_sql: str | None) -> tuple[int, list[CandidateSpec]]:
+    tenant_id = tenant_id_of(alias)
+    if not urls:
+        raise InvalidConfigError("give at least one database URL")
+    specs = [parse_database_url(url) for url in urls]
+    if probe_sql is not None and not probe_sql.strip():
+        raise InvalidConfigError("the probe query must not be empty")
+    return tenant_id, specs
 
 
 def announce_generation(database: TenantDatabase) -> None:
