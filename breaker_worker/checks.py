@@ -2,8 +2,18 @@
 
 from django.conf import settings
 from django.core.checks import Error, register
+from django.utils.module_loading import import_string
 
 MODES = ("aggregator", "sequential")
+
+# Numeric settings outside the policy: setting -> (low, high), both inclusive.
+NUMBER_RANGES = {
+    "BREAKER_GUARD_SHARE": (1, 100),
+    "BREAKER_GUARD_MIN_ALIASES": (1, 1_000_000),
+    "BREAKER_FAILBACK_AFTER": (0, 7 * 86400),
+    # libpq takes 0 as "wait for ever": exactly what the timeout is there to prevent.
+    "BREAKER_CONNECT_TIMEOUT": (1, 600),
+}
 
 
 @register()
@@ -31,6 +41,28 @@ def check_breaker_settings(app_configs=None, **kwargs):
                 f"invalid breaker policy in the environment: {settings.BREAKER_POLICY_ERROR}",
                 hint="Fix the BREAKER_* environment variable named above (see README, Configuration).",
                 id="breaker_worker.E003",
+            )
+        )
+    problems = list(getattr(settings, "SETTING_ERRORS", []))
+    for name, (low, high) in NUMBER_RANGES.items():
+        value = getattr(settings, name)
+        if not low <= value <= high:
+            problems.append(f"{name} must be between {low} and {high}, got {value!r}")
+    errors += [
+        Error(problem, hint="Fix this environment variable (see README, Configuration).", id="breaker_worker.E004")
+        for problem in problems
+    ]
+    try:
+        chooser = import_string(settings.BREAKER_UPDATE_DB_CONFIG)
+        problem = None if callable(chooser) else "is not callable"
+    except ImportError as exc:
+        problem = f"cannot be imported ({exc})"
+    if problem:
+        errors.append(
+            Error(
+                f"BREAKER_UPDATE_DB_CONFIG {settings.BREAKER_UPDATE_DB_CONFIG!r} {problem}",
+                hint="Give the dotted path of a function update_db_config_for_tenant(tenant_id, alias).",
+                id="breaker_worker.E005",
             )
         )
     return errors

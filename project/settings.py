@@ -12,8 +12,28 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TENANTBREAKER_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+
+# Numbers from the environment that cannot be parsed: reported by the system check
+# breaker_worker.E004 (which also checks their ranges), naming the variable; the default
+# stands in meanwhile, so that the check can run instead of a traceback.
+SETTING_ERRORS: list[str] = []
+
+
+def number_from_env(name: str, default: float, whole: bool = False) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text) if whole else float(text)
+    except ValueError:
+        SETTING_ERRORS.append(f"{name} must be {'a whole number' if whole else 'a number'}, got {text!r}")
+        return default
+
+
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+# Off unless asked for: Django's debug page shows the local variables of every frame, and a
+# failed tenant connect has the server's password among them.
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 
 INSTALLED_APPS = [
@@ -29,6 +49,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The admin's static files, with DEBUG off too, in runserver and gunicorn alike.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -78,7 +100,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = VAR_DIR / "static"  # collectstatic (the Docker image); without it, found in the apps
+WHITENOISE_USE_FINDERS = True
 
 # Breaker store and Celery.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -96,7 +119,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # slow one is harmless. kombu looks for such tasks every unacked_restore_interval seconds, but
 # scans Redis only on every unacked_restore_throttle-th look (default 10): scan on every look.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "60")),
+    "visibility_timeout": number_from_env("CELERY_VISIBILITY_TIMEOUT", 60, whole=True),
     "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
 }
@@ -125,15 +148,15 @@ except PolicyError as exc:
     BREAKER_POLICY, BREAKER_POLICY_ERROR = Policy(), str(exc)
 # Mass outage guard: when more than this percent of (at least GUARD_MIN_ALIASES) aliases trip
 # within one window, the fault is treated as shared and failovers are held back.
-BREAKER_GUARD_SHARE = float(os.environ.get("BREAKER_GUARD_SHARE", "50"))
-BREAKER_GUARD_MIN_ALIASES = int(os.environ.get("BREAKER_GUARD_MIN_ALIASES", "4"))
+BREAKER_GUARD_SHARE = number_from_env("BREAKER_GUARD_SHARE", 50.0)
+BREAKER_GUARD_MIN_ALIASES = number_from_env("BREAKER_GUARD_MIN_ALIASES", 4, whole=True)
 # Failback to an alias's preferred (first) candidate once it stayed healthy this many seconds;
 # 0 turns it off (the default: moving back is a decision many operators keep for themselves).
-BREAKER_FAILBACK_AFTER = float(os.environ.get("BREAKER_FAILBACK_AFTER", "0"))
+BREAKER_FAILBACK_AFTER = number_from_env("BREAKER_FAILBACK_AFTER", 0.0)
 # How often each process flushes its outcomes to Redis and polls states and generations.
-BREAKER_SYNC_SECONDS = float(os.environ.get("BREAKER_SYNC_SECONDS", "0.2"))
+BREAKER_SYNC_SECONDS = number_from_env("BREAKER_SYNC_SECONDS", 0.2)
 # libpq's connect_timeout is infinite by default: a dead server would hang the caller.
-BREAKER_CONNECT_TIMEOUT = int(os.environ.get("BREAKER_CONNECT_TIMEOUT", "3"))
+BREAKER_CONNECT_TIMEOUT = number_from_env("BREAKER_CONNECT_TIMEOUT", 3, whole=True)
 # Dotted path of update_db_config_for_tenant(tenant_id, alias) -> Candidate or None.
 BREAKER_UPDATE_DB_CONFIG = os.environ.get(
     "BREAKER_UPDATE_DB_CONFIG", "breaker_worker.failover.update_db_config_for_tenant"
