@@ -7,9 +7,9 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from celery import current_app
 from django.conf import settings
@@ -80,40 +80,58 @@ class CandidateSpec:
     port: int
     name: str
     user: str
-    password: str
+    password: str = field(repr=False)
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.name}"
 
 
+URL_FORM = "postgres://USER:PASSWORD@HOST:PORT/DBNAME"
+
+
 def parse_database_url(url: str) -> CandidateSpec:
-    """postgres://USER:PASSWORD@HOST:PORT/DBNAME -> CandidateSpec; errors never echo a password."""
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise InvalidConfigError(f"malformed database URL ({_redact(url)}): {exc}") from None
-    # Read the port ourselves: urlsplit says only "Port out of range", and treats :0 as no port.
-    host_and_port = parts.netloc.rpartition("@")[2]
-    port_text = "" if host_and_port.endswith("]") else host_and_port.rpartition(":")[2] if ":" in host_and_port else ""
-    if port_text and not port_text.isdigit():
-        raise InvalidConfigError(f"malformed database URL ({_redact(url)}): port {port_text!r} is not a number")
-    port = int(port_text) if port_text else 5432
-    if parts.scheme not in ("postgres", "postgresql"):
+    """postgres://USER:PASSWORD@HOST:PORT/DBNAME -> CandidateSpec; errors never echo a password.
+
+    Parsed by hand, not with urlsplit: a password holding '/', '?' or '#' (common in generated
+    ones) makes urlsplit cut the URL inside the password, and its pieces would land in "host"
+    or "port" and then in error messages. The user part ends at the last '@'."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in ("postgres", "postgresql"):
         raise InvalidConfigError(f"database URL must start with postgres:// ({_redact(url)})")
-    if not parts.hostname:
+    userinfo, at, location = rest.rpartition("@")
+    if not at or not userinfo.partition(":")[0]:
+        raise InvalidConfigError(f"database URL has no user: expected {URL_FORM} ({_redact(url)})")
+    user, _, password = userinfo.partition(":")
+    address, slash, name = location.partition("/")
+    if "?" in name or "#" in name:
+        raise InvalidConfigError(f"database URL must not have ?options or a #fragment ({_redact(url)})")
+    if address.startswith("["):  # [IPv6]:port
+        host, _, port_text = address[1:].partition("]")
+        port_text = port_text.removeprefix(":")
+    else:
+        host, _, port_text = address.partition(":")
+    if not host:
         raise InvalidConfigError(f"database URL has no host ({_redact(url)})")
+    if port_text and not (port_text.isascii() and port_text.isdigit()):
+        raise InvalidConfigError(f"malformed database URL: the port is not a number ({_redact(url)})")
+    port = int(port_text) if port_text else 5432
     if not 1 <= port <= 65535:
         raise InvalidConfigError(f"port must be between 1 and 65535, got {port} ({_redact(url)})")
-    name = unquote(parts.path.lstrip("/"))
-    if not name or "/" in name:
+    name = unquote(name)
+    if not slash or not name or "/" in name:
         raise InvalidConfigError(f"database URL needs one database name after the port ({_redact(url)})")
-    if not parts.username:
-        raise InvalidConfigError(f"database URL has no user ({_redact(url)})")
-    return CandidateSpec(parts.hostname, port, name, unquote(parts.username), unquote(parts.password or ""))
+    return CandidateSpec(host, port, name, unquote(user), unquote(password))
 
 
 def _redact(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """The URL with its password replaced by ***; without a user part, only its scheme (what
+    follows might be a password that lost its '@')."""
+    scheme, separator, rest = url.partition("://")
+    userinfo, at, location = rest.rpartition("@")
+    if not at:
+        return f"{scheme}{separator}..." if separator else "..."
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{separator}{user}{':***' if colon else ''}@{location}"
 
 
 def tenant_id_of(alias: str) -> int:

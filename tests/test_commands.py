@@ -54,9 +54,12 @@ def test_tenant_db_set_output_never_shows_the_password(seed_databases):
         ("1-default", ["postgres://u:p@h:70000/d"], "port must be between 1 and 65535"),
         ("1-default", ["postgres://u:p@h:0/d"], "port must be between 1 and 65535"),
         ("1-default", ["postgres://u:p@h:port/d"], "malformed database URL"),
+        ("1-default", ["postgres://u:p@h:²/d"], "malformed database URL"),
         ("1-default", ["postgres://u:p@h:5432/"], "needs one database name"),
+        ("1-default", ["postgres://u:p@h:5432"], "needs one database name"),
         ("1-default", ["postgres://u:p@:5432/d"], "has no host"),
         ("1-default", ["postgres://h:5432/d"], "has no user"),
+        ("1-default", ["postgres://u:p@h:5432/d?sslmode=require"], "must not have [?]options"),
         ("1-default", ["postgres://u:p@h:5432/d", "postgres://u:p@h:99999/d"], "port must be between 1 and 65535"),
     ],
 )
@@ -67,6 +70,40 @@ def test_tenant_db_set_rejects_bad_input_and_writes_nothing(registered, alias, u
     assert "p@" not in str(caught.value)  # the password of a bad URL is not echoed either
     assert list(Candidate.objects.values_list("id", "host", "port", "name", "user", "password")) == before
     assert TenantDatabase.objects.get(alias="1-default").generation == 1
+
+
+@pytest.mark.parametrize(
+    "bad_url",
+    [
+        "postgres://app:Tr0ub4dor#x@db:5432/t?x=1",  # '#' in the password: urlsplit cuts there
+        "postgres://app:Tr0ub4dor/x@db:port/t",  # '/' in the password
+        "postgres://app:Tr0ub4dor@x@db:99999/t",  # '@' in the password
+        "postgres://app:Tr0ub4dor/t",  # the '@host' is missing: the rest may be a password
+    ],
+)
+def test_a_bad_url_never_echoes_any_part_of_its_password(registered, bad_url):
+    with pytest.raises(CommandError) as caught:
+        run("tenant_db", "set", "2-default", bad_url)
+    assert "Tr0ub4dor" not in str(caught.value)
+    assert not TenantDatabase.objects.filter(alias="2-default").exists()
+
+
+def test_passwords_may_hold_url_characters(seed_databases):
+    password = "a/b?c#d@e:f%40"
+    name = seed_databases["name"]
+    run("tenant_db", "set", "2-default", f"postgres://postgres:{password}@127.0.0.1:5432/{name}")
+    candidate = TenantDatabase.objects.get(alias="2-default").active_candidate
+    assert (candidate.host, candidate.port, candidate.name) == ("127.0.0.1", 5432, name)
+    assert candidate.password == "a/b?c#d@e:f@"  # percent-decoded, as in any URL
+
+
+def test_a_bad_url_for_a_new_alias_creates_no_tenant_row_and_no_redis_key(seed_databases, store):
+    from breaker_worker.models import Tenant
+
+    with pytest.raises(CommandError):
+        run("tenant_db", "set", "9-new", f"postgres://u:p@h:5432/{seed_databases['name']}", "postgres://u:p@h:0/d")
+    assert not Tenant.objects.filter(id=9).exists() and not TenantDatabase.objects.filter(alias="9-new").exists()
+    assert store.client.keys("cb:{9-new}*") == []
 
 
 def test_breaker_status_json_has_the_documented_fields(registered):
