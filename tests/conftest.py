@@ -72,9 +72,11 @@ def breaker(redis_url, settings, monkeypatch):
 
     from breaker_worker import services
     from breaker_worker.db import runtime as runtime_module
+    from breaker_worker.policies import PolicyBook
 
     settings.REDIS_URL = redis_url
     services.get_store.cache_clear()
+    monkeypatch.setattr(services, "_policy_book", PolicyBook())  # versions restart with each flushed Redis
     fresh = runtime_module.BreakerRuntime(redis_url, settings.BREAKER_POLICY, sync_seconds=0.1)
     monkeypatch.setattr(runtime_module, "_runtime", fresh)
     yield fresh

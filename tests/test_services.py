@@ -437,3 +437,44 @@ def test_the_evaluator_schedules_failback_checks_only_when_enabled_and_not_every
     services.evaluate_breakers()
     services.evaluate_breakers()
     assert sent_tasks == [("breaker_worker.failback", [away_from_preferred])]
+
+
+def test_a_policy_change_is_announced_after_its_commit_and_not_at_all_when_rolled_back(alias, store):
+    from django.db import transaction
+
+    from breaker_worker.models import BreakerPolicy
+
+    database = TenantDatabase.objects.get(alias=alias)
+    before = store.policy_version()
+    with transaction.atomic():
+        BreakerPolicy.objects.create(database=database, failure_rate=80)
+        assert store.policy_version() == before  # a process reloading now would read the old row
+    assert store.policy_version() == before + 1
+    with pytest.raises(RuntimeError), transaction.atomic():
+        BreakerPolicy.objects.filter(database=database).get().delete()
+        raise RuntimeError("the admin's save failed")
+    assert store.policy_version() == before + 1
+    assert services.policy_for(alias).failure_rate == 80
+
+
+def test_a_stored_override_that_no_longer_fits_falls_back_to_the_default_and_stops_nothing(
+    alias, store, sent_tasks, caplog
+):
+    from django.conf import settings
+
+    from breaker_worker.models import BreakerPolicy
+
+    # Saved when open_seconds defaulted to 0.5; the default is now 5 s: max below min.
+    BreakerPolicy.objects.bulk_create(
+        [BreakerPolicy(database=TenantDatabase.objects.get(alias=alias), max_open_seconds=1)]
+    )
+    store.bump_policy_version()
+    now = time.time()
+    trip(store, alias, now)
+    assert services.evaluate_breakers(now)["transitions"] == 1  # the tick is not stopped by the row
+    assert services.policy_for(alias) == settings.BREAKER_POLICY
+    errors = [r.getMessage() for r in caplog.records if "policy override is invalid" in r.getMessage()]
+    assert errors == [
+        f"alias {alias}: its policy override is invalid (max_open_seconds (1.0) must be at least "
+        "open_seconds (5.0)): using the default policy"
+    ]

@@ -34,6 +34,7 @@ from ..core.machine import REJECTING_STATES, State
 from ..core.policy import Policy
 from ..core.sequential import LocalTransition, SequentialBreaker
 from ..core.window import Counts, Outcome
+from ..policies import RELOAD_SECONDS
 from ..store import RedisBreakerStore, StateRecord, StoreUnavailableError
 from ..store.base import OutcomeBatch
 from ..store.redis_store import NEVER_MOVED, POOL_RESET_CHANNEL
@@ -125,6 +126,7 @@ class BreakerRuntime:
         self._local_transitions: list[LocalTransition] = []
         self._adopted_epochs: dict[str, int] = {}
         self._policy_version: int | None = None
+        self._policies_loaded = time.monotonic()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._store_down = False
@@ -297,9 +299,9 @@ class BreakerRuntime:
         self._set_states(records)
         self._publish_local_transitions()  # after reading states: it compares-and-sets on them
         version = self.store.policy_version()
-        if version != self._policy_version:
+        if version != self._policy_version or time.monotonic() - self._policies_loaded > RELOAD_SECONDS:
             self._reload_policies(list(self.targets))
-            self._policy_version = version
+            self._policy_version, self._policies_loaded = version, time.monotonic()
         for alias, record in records.items():
             target = self.targets.get(alias)
             if target is not None and record.generation > target.generation:

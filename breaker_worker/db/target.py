@@ -33,7 +33,7 @@ class Target:
 def load_target(alias: str) -> Target | None:
     """Read the active candidate of a registered alias from the control DB (None if unknown)."""
     from ..models import BreakerPolicy, TenantDatabase
-    from ..policies import effective
+    from ..policies import effective_or_default
 
     database = TenantDatabase.objects.select_related("active_candidate").filter(alias=alias).first()
     if database is None or database.active_candidate is None:
@@ -49,5 +49,5 @@ def load_target(alias: str) -> Target | None:
         user=candidate.user,
         password=candidate.password,
         probe_sql=database.probe_sql,
-        policy=effective(overrides.overrides() if overrides else {}),
+        policy=effective_or_default(alias, overrides.overrides() if overrides else {}),
     )
