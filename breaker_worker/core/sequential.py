@@ -69,8 +69,8 @@ class SequentialBreaker:
                 self.trials_started -= 1  # an ignored outcome proves nothing: free its trial slot
             return None
         if self.state is CLOSED:
-            self.window.record(counts, now)
-            if not counts.failures and not counts.slow and self.window.total_calls != self.policy.minimum_calls:
+            evicted = self.window.record(counts, now)
+            if not (counts.failures or counts.slow or evicted) and self.window.total_calls != self.policy.minimum_calls:
                 return None  # a success only lowers rates already judged: the common case, fast
             reason = trip_reason(self.window.counts(now), self.policy, self.connect_failures)
             if reason is not None:

@@ -112,12 +112,15 @@ class CountWindow:
     def total_calls(self) -> int:
         return self._total.calls
 
-    def record(self, counts: Counts, now: float) -> None:
+    def record(self, counts: Counts, now: float) -> bool:
+        """Add one call's counts. False: the call it pushes out never makes a rate rise
+        unless this call is a failure or slow itself (the time window's contract)."""
         if counts.calls == 0:
-            return
+            return False
         self._total = self._total - self._calls[self._next] + counts
         self._calls[self._next] = counts
         self._next = (self._next + 1) % self.size
+        return False
 
     def counts(self, now: float) -> Counts:
         return self._total
@@ -138,12 +141,15 @@ class TimeWindow:
         self.total_calls = self._total_failures = self._total_slow = 0
         self._newest = -1
 
-    def record(self, counts: Counts, now: float) -> None:
+    def record(self, counts: Counts, now: float) -> bool:
+        """Add counts at ``now``. True when older calls left the window on the way: the rates
+        may have risen, even if this call succeeded."""
         second = int(now)
+        evicted = False
         if second != self._newest:
             if second <= self._newest - self.window_seconds:
-                return  # late: its slot already holds a newer second
-            self._advance(second)
+                return False  # late: its slot already holds a newer second
+            evicted = self._advance(second)
         slot = second % self.window_seconds
         calls, failures, slow = counts
         self._calls[slot] += calls
@@ -154,6 +160,7 @@ class TimeWindow:
         if slow:
             self._slow[slot] += slow
             self._total_slow += slow
+        return evicted
 
     def counts(self, now: float) -> Counts:
         self._advance(int(now))
@@ -162,11 +169,13 @@ class TimeWindow:
     def reset(self) -> None:
         self.__init__(self.window_seconds)  # type: ignore[misc]
 
-    def _advance(self, second: int) -> None:
+    def _advance(self, second: int) -> bool:
+        """Move the window's end to ``second``; True if calls left it."""
         if second <= self._newest:
-            return
+            return False
         # Evict every slot whose second left the window; at most window_seconds slots.
         first_to_clear = max(self._newest + 1, second - self.window_seconds + 1)
+        before = self.total_calls
         for s in range(first_to_clear, second + 1):
             slot = s % self.window_seconds
             self.total_calls -= self._calls[slot]
@@ -174,3 +183,4 @@ class TimeWindow:
             self._total_slow -= self._slow[slot]
             self._calls[slot] = self._failures[slot] = self._slow[slot] = 0
         self._newest = second
+        return self.total_calls != before

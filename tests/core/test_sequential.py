@@ -30,6 +30,17 @@ def test_opens_inline_on_the_call_that_crosses_the_threshold():
     assert 4.5 <= b.retry_after(100.5) <= 5.5
 
 
+def test_a_success_opens_when_old_successes_leave_the_window_and_the_rate_rises():
+    b = breaker()
+    for _ in range(20):
+        b.on_result(OK, 100.0)
+    for _ in range(12):
+        assert b.on_result(FAIL, 105.0) is None  # 12 of 32
+    transition = b.on_result(OK, 110.0)  # the 20 successes of second 100 left: 12 of 13
+    assert (transition.from_state, transition.to_state) == (State.CLOSED, State.OPEN)
+    assert transition.counts == Counts(13, 12, 0)
+
+
 def test_not_enough_calls_never_opens():
     b = breaker()
     assert [b.on_result(FAIL, 100.0) for _ in range(3)] == [None, None, None]

@@ -220,3 +220,12 @@ def test_counts_of_last_calls_takes_newest_buckets_and_a_share_of_the_oldest():
 def test_make_window_follows_the_policy():
     assert isinstance(make_window(10, 0), TimeWindow)
     assert isinstance(make_window(10, 50), CountWindow) and make_window(10, 50).size == 50
+
+
+def test_record_says_when_older_calls_left_the_time_window():
+    window = TimeWindow(10)
+    assert window.record(OK, now=100) is False
+    assert window.record(OK, now=105) is False  # a new second, but nothing left the window
+    assert window.record(OK, now=110.5) is True  # second 100 left
+    assert window.record(OK, now=110.9) is False
+    assert window.counts(110.9) == Counts(3, 0, 0)
