@@ -401,6 +401,9 @@ def fail_over(alias: str, epoch: int) -> dict[str, object]:
         database.refresh_from_db()
     last = database.events.filter(kind=BreakerEvent.Kind.FAILOVER, epoch=database.failover_epoch).last()
     if last is None or not last.moved_to:
+        # Said where operators look first (breaker_status, the admin's list): why it stays open.
+        if record.epoch == epoch and "no healthy candidate" not in record.reason:
+            store.annotate(alias, epoch, f"{record.reason}; no healthy candidate to fail over to")
         return {"alias": alias, "status": "no healthy candidate", "generation": database.generation}
     # Idempotent from here on: a retry after a crash repeats only what may be missing.
     announce_generation(database)

@@ -147,6 +147,11 @@ def test_without_a_healthy_candidate_the_alias_stays_and_the_breaker_stays_open(
     result = services.fail_over("2-default", 1)
 
     assert result["status"] == "no healthy candidate"
+    record = store.states(["2-default"])["2-default"]
+    assert record.state is State.OPEN
+    assert record.reason == "failure rate 100% >= 50% (20 of 20 calls in 10s); no healthy candidate to fail over to"
+    assert services.fail_over("2-default", 1)["status"] == "no healthy candidate"  # a redelivery: said once
+    assert store.states(["2-default"])["2-default"].reason == record.reason
     assert TenantDatabase.objects.get(alias="2-default").generation == 1
     [failover] = events("2-default", BreakerEvent.Kind.FAILOVER)
     assert failover.reason.startswith("no healthy candidate")

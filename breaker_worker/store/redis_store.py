@@ -192,6 +192,13 @@ end
 return views
 """
 
+# KEYS: state. ARGV: epoch, reason. Rewrites the reason of the breaker's current state only.
+ANNOTATE_SCRIPT = """
+if tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'reason', ARGV[2])
+return 1
+"""
+
 RELEASE_LEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -279,6 +286,7 @@ class RedisBreakerStore:
         self._advance_generation = client.register_script(ADVANCE_GENERATION_SCRIPT)
         self._mark_tripped = client.register_script(MARK_TRIPPED_SCRIPT)
         self._release_lease = client.register_script(RELEASE_LEASE_SCRIPT)
+        self._annotate = client.register_script(ANNOTATE_SCRIPT)
         self._view = client.register_script(VIEW_SCRIPT)
 
     @classmethod
@@ -406,6 +414,10 @@ class RedisBreakerStore:
             return int(epoch) if applied else None
 
         return self._run("transition", run)
+
+    def annotate(self, alias: str, epoch: int, reason: str) -> bool:
+        """Replace the reason of the breaker's state if it is still at ``epoch``."""
+        return bool(self._run("annotate", lambda: self._annotate(keys=[key(alias, "state")], args=[epoch, reason])))
 
     def advance_generation(self, alias: str, generation: int) -> bool:
         return bool(

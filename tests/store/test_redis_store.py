@@ -287,6 +287,20 @@ def test_transition_applies_when_state_and_epoch_match(store):
     )
 
 
+def test_a_transition_starts_above_the_epoch_floor(store):
+    # An empty Redis after the control DB saw epoch 7: the new epoch must not repeat an old one.
+    assert store.transition(ALIAS, State.CLOSED, 0, State.OPEN, NOW, "tripped", epoch_floor=7) == 8
+    assert store.transition(ALIAS, State.OPEN, 8, State.HALF_OPEN, NOW, "wait over", epoch_floor=7) == 9
+
+
+def test_annotate_rewrites_the_reason_of_the_current_epoch_only(store):
+    store.transition(ALIAS, State.CLOSED, 0, State.OPEN, NOW, "tripped")
+    assert store.annotate(ALIAS, 1, "tripped; no healthy candidate") is True
+    assert store.annotate(ALIAS, 0, "stale") is False
+    record = store.states([ALIAS])[ALIAS]
+    assert (record.state, record.epoch, record.reason) == (State.OPEN, 1, "tripped; no healthy candidate")
+
+
 def test_states_report_the_generation(store):
     store.advance_generation(ALIAS, 7)
     store.transition(ALIAS, State.CLOSED, 0, State.FORCED_OPEN, NOW, "operator")
