@@ -116,6 +116,17 @@ def test_breaker_trips_fails_over_and_every_process_follows(make_system, seed_da
     task_bodies = [base64.b64decode(body).decode() for c in redis_traffic for body in BODY.findall(c)]
     assert any('"1-default"' in body for body in task_bodies)  # Celery bodies are base64: decoded
     assert not [text for text in redis_traffic + task_bodies if PASSWORD in text]
+    # Nor in what the application's processes printed, nor in the commands' output.
+    printed = [path.read_text() for path in system.directory.glob("client-*")]
+    printed += [system.manage("breaker_status", "--json").stdout, system.manage("breaker_status").stdout]
+    assert not [text for text in printed if PASSWORD in text]
+
+    # Celery accepts JSON only: a pickled message is refused by the worker, not run.
+    from celery import Celery
+
+    Celery(broker=system.redis.url).send_task("breaker_worker.probe", args=["1-default"], serializer="pickle")
+    refused = "Refusing to deserialize untrusted content of type pickle"
+    wait_until(lambda: refused in system.log("worker"), 30, "the worker to refuse a pickled message")
 
 
 def test_without_a_healthy_candidate_the_breaker_stays_open_and_fails_fast(make_system, seed_databases):
