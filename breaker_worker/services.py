@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 PROBE_RETRY_SECONDS = 15  # a breaker half-open this long without a verdict gets a new probe
 FAILOVER_RETRY_SECONDS = 10  # an open breaker whose failover has not run after this long gets it again
+RECONCILE_SECONDS = 30  # how often the evaluator checks that Redis knows every alias's generation
 FAILBACK_CHECK_SECONDS = 5  # how often an alias away from its preferred server checks it
 
 
@@ -299,6 +300,8 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
     decisions = {alias: decide(view, policies[alias], now) for alias, view in views.items()}
     if settings.BREAKER_FAILBACK_AFTER:
         _schedule_failback_checks(now)
+    if store.claim("*", "reconcile", RECONCILE_SECONDS):
+        reconcile_generations()
     guarded = _guard_against_mass_outage(views, decisions)
     if not guarded:
         _resend_lost_failovers(views, decisions, now)
@@ -325,6 +328,19 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
         )
         transitions += epoch is not None
     return {"evaluated": len(views), "transitions": transitions}
+
+
+def reconcile_generations() -> list[str]:
+    """Tell Redis every generation the control DB has and Redis lacks: an announce lost when
+    Redis was away during a save, or a Redis that lost its data. Returns the aliases told."""
+    generations = dict(TenantDatabase.objects.values_list("alias", "generation"))
+    known = get_store().states(generations) if generations else {}
+    behind = [alias for alias, generation in generations.items() if known[alias].generation < generation]
+    for alias in behind:
+        logger.warning("alias %s: Redis did not know generation %s: announcing it", alias, generations[alias])
+        get_store().advance_generation(alias, generations[alias])
+        get_store().publish_pool_reset(alias, generations[alias])
+    return behind
 
 
 def _schedule_failback_checks(now: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -483,3 +484,19 @@ def test_a_stored_override_that_no_longer_fits_falls_back_to_the_default_and_sto
         f"alias {alias}: its policy override is invalid (max_open_seconds (1.0) must be at least "
         "open_seconds (5.0)): using the default policy"
     ]
+
+
+def test_the_evaluator_tells_redis_a_generation_it_missed(alias, store, sent_tasks):
+    """An admin save while Redis was away: the control DB moved on, Redis never heard of it."""
+    TenantDatabase.objects.filter(alias=alias).update(generation=3)
+    assert store.states([alias])[alias].generation == 1
+    hints = store.hints()
+    services.evaluate_breakers()
+    assert store.states([alias])[alias].generation == 3
+    deadline, seen = time.monotonic() + 5, []
+    while time.monotonic() < deadline and ("cb:pool-reset", {"alias": alias, "generation": 3}) not in seen:
+        message = hints.next(timeout=0.5)  # None also for the subscription's own confirmations
+        if message is not None:
+            seen.append((message[0], json.loads(message[1])))
+    hints.close()
+    assert ("cb:pool-reset", {"alias": alias, "generation": 3}) in seen
