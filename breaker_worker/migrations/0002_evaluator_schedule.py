@@ -11,11 +11,13 @@ def create_schedule(apps, schema_editor):
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
     PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-    every = max(1, round(settings.BREAKER_POLICY.evaluate_every))
+    seconds = settings.BREAKER_POLICY.evaluate_every
+    # Whole seconds as seconds (what the admin shows best); a fraction as microseconds.
+    every, period = (int(seconds), "seconds") if float(seconds).is_integer() else (round(seconds * 1e6), "microseconds")
     # IntervalSchedule has no unique constraint: reuse a matching row instead of adding one.
-    interval = IntervalSchedule.objects.filter(every=every, period="seconds").first()
+    interval = IntervalSchedule.objects.filter(every=every, period=period).first()
     if interval is None:
-        interval = IntervalSchedule.objects.create(every=every, period="seconds")
+        interval = IntervalSchedule.objects.create(every=every, period=period)
     PeriodicTask.objects.update_or_create(
         name=TASK,
         defaults={
@@ -23,7 +25,7 @@ def create_schedule(apps, schema_editor):
             "interval": interval,
             "enabled": True,
             # A tick that waited in the queue longer than a few intervals is worthless.
-            "expire_seconds": max(5, every * 5),
+            "expire_seconds": max(5, round(seconds * 5)),
             "description": "Evaluate every breaker's window and move breakers between states.",
         },
     )

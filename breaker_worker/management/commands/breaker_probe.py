@@ -6,6 +6,7 @@ from celery import current_app
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.core.management.base import BaseCommand, CommandError
 
+from breaker_worker.management.actor import command_actor
 from breaker_worker.models import TenantDatabase
 
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, alias, **options):
         if not TenantDatabase.objects.filter(alias=alias).exists():
             raise CommandError(f"unknown alias {alias!r}: register it with `manage.py tenant_db set`")
-        result = current_app.send_task("breaker_worker.probe", args=[alias, "command"])
+        result = current_app.send_task("breaker_worker.probe", args=[alias, command_actor()])
         if not options["wait"]:
             self.stdout.write(json.dumps({"alias": alias, "task_id": result.id}) if options["json"] else result.id)
             return
