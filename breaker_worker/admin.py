@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.db import transaction
+from django.forms import Script
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services
-from .actions import BreakerActions
+from .actions import PROBE_RELOAD_SECONDS, BreakerActions, pending_probe
 from .core.machine import State
 from .forms import BreakerForm, CandidateForm
 from .models import Breaker, BreakerEvent, BreakerPolicy, Candidate, Tenant, TenantDatabase
@@ -26,6 +31,14 @@ UNKNOWN = "unknown"  # the state shown when Redis did not answer
 
 def badge(state: str) -> str:
     return format_html('<span class="tb-badge tb-{}">{}</span>', state, state.replace("_", " "))
+
+
+def guarded_tag(reason: str) -> str:
+    return format_html('<span class="tb-tag tb-guarded" title="Mass outage guard: {}">guarded</span>', reason)
+
+
+def utc_time(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def duration(seconds: float) -> str:
@@ -68,6 +81,13 @@ class BreakerChangeList(ChangeList):
         live = live_statuses(request, [breaker.alias for breaker in self.result_list])
         for breaker in self.result_list:
             breaker.live = live.get(breaker.alias)
+        guard = next((status["guard_reason"] for status in live.values() if status["guarded"]), None)
+        if guard is not None:
+            messages.warning(
+                request,
+                f"Mass outage guard: {guard}. Breakers tagged “guarded” still reject queries but do not "
+                "fail over while it lasts.",
+            )
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -145,7 +165,7 @@ class BreakerPolicyInline(BreakerPermissionInline, admin.StackedInline):
 
     model = BreakerPolicy
     verbose_name = "policy override"
-    verbose_name_plural = "policy (empty fields inherit the BREAKER_* defaults)"
+    verbose_name_plural = "policy overrides (empty fields inherit the BREAKER_* defaults)"
     fields = list(BreakerPolicy.OVERRIDABLE)
     max_num = 1
     extra = 0
@@ -179,7 +199,7 @@ class BreakerEventInline(BreakerPermissionInline, admin.TabularInline):
 
     @admin.display(description="time (UTC)")
     def time(self, event):
-        return timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M:%S")
+        return utc_time(event.at)
 
     @admin.display(description="kind")
     def kind_tag(self, event):
@@ -218,6 +238,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
 
     class Media:
         css = {"all": ["breaker_worker/admin.css"]}
+        js = [Script("breaker_worker/reload.js", defer=True)]  # a file, not inline: CSP allows 'self'
 
     def get_changelist(self, request, **kwargs):
         return BreakerChangeList
@@ -226,10 +247,15 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
         breaker = super().get_object(request, object_id, from_field)
         if breaker is not None:
             breaker.live = live_statuses(request, [breaker.alias]).get(breaker.alias)
+            breaker.latest_probe_event = latest_probe(breaker)
+            # Only a page fetched with GET may reload itself: reloading a POST's answer resubmits.
+            asked = pending_probe(request, breaker.alias, breaker.latest_probe_event)
+            breaker.pending_probe = asked if request.method == "GET" else None
+            breaker.editable = self.has_change_permission(request, breaker)
         return breaker
 
     def get_readonly_fields(self, request, obj=None):
-        live = ["state", "reason", "failure_rate", "calls", "server", "generation", "epoch", "in_state_for"]
+        live = ["state", "guard", "reason", "failure_rate", "calls", "server", "generation", "epoch", "in_state_for"]
         frozen = ["alias", "tenant"] if obj is not None else []  # Redis keys and history hang on the alias
         return [*frozen, *live, "latest_probe", "policy"]
 
@@ -237,6 +263,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
         alias = (None, {"fields": ["alias", "tenant", "probe_sql"]})
         if obj is None:
             return [alias]
+        guarded = ["guard"] if self._live(obj, "guarded", False) else []
         return [
             alias,
             (
@@ -244,6 +271,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
                 {
                     "fields": [
                         ("state", "in_state_for"),
+                        *guarded,
                         "reason",
                         ("failure_rate", "calls"),
                         "server",
@@ -255,6 +283,22 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
             ("Policy", {"fields": ["policy"], "classes": ["tb-policy"]}),
         ]
 
+    def get_inline_instances(self, request, obj=None):
+        inlines = super().get_inline_instances(request, obj)
+        if self.has_change_permission(request, obj):
+            return inlines
+        # The effective policy above already shows a read-only user every override.
+        return [inline for inline in inlines if not isinstance(inline, BreakerPolicyInline)]
+
+    # Deleting an alias here would bypass the services: its Redis keys would stay behind and the
+    # cascade would take its history along. There is no bulk "Delete selected" either.
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @method_decorator(sensitive_post_parameters())  # error reports never show a posted password
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
         obj.active_before = self._active_settings(obj.pk) if change else None
         super().save_model(request, obj, form, change)
@@ -263,9 +307,18 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         breaker = form.instance
         changed = change and self._active_settings(breaker.pk) != breaker.active_before
+        if services.candidates_edited(breaker.alias, created=not change, active_changed=changed):
+            # The admin saves in transaction.atomic: Redis must hear of the edit only once it is
+            # committed, or a process told early reloads the old row, and a rollback leaves Redis
+            # ahead of the control DB for ever.
+            transaction.on_commit(lambda: self._announce(request, breaker.alias, created=not change))
+
+    @staticmethod
+    def _announce(request, alias: str, created: bool) -> None:
         try:
-            services.candidates_edited(breaker.alias, created=not change, active_changed=changed)
+            services.announce_edit(alias, created)
         except StoreUnavailableError as exc:
+            # After the commit, still within the request: the messages middleware stores it on the way out.
             messages.error(request, f"Saved, but Redis could not be told ({exc}): processes keep the old server.")
 
     @staticmethod
@@ -284,7 +337,18 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
 
     @admin.display(description="state")
     def state(self, breaker):
-        return badge(self._live(breaker, "state", UNKNOWN))
+        shown = badge(self._live(breaker, "state", UNKNOWN))
+        if self._live(breaker, "guarded", False):
+            return format_html("{} {}", shown, guarded_tag(breaker.live["guard_reason"]))
+        return shown
+
+    @admin.display(description="mass outage guard")
+    def guard(self, breaker):
+        return format_html(
+            '<span class="tb-guard-reason">{}</span><div class="tb-muted">No failover while it lasts '
+            "(“Fail over now” still moves this alias); the breaker goes on rejecting queries.</div>",
+            breaker.live["guard_reason"],
+        )
 
     @admin.display(description="reason")
     def reason(self, breaker):
@@ -320,9 +384,39 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
         since = self._live(breaker, "since")
         return "–" if not since else duration(time.time() - since)
 
-    @admin.display(description="latest probe")
+    @admin.display(description="result")
     def latest_probe(self, breaker):
-        event = latest_probe(breaker)
+        event = getattr(breaker, "latest_probe_event", None)
+        asked = getattr(breaker, "pending_probe", None)
+        result = self._probe_result(event)
+        if asked is None:
+            return result
+        enqueued = utc_time(datetime.fromtimestamp(asked.enqueued_at, UTC))
+        if asked.reloading:
+            # reload.js reloads the page after data-tb-reload seconds, unless the form was edited.
+            status = format_html(
+                '<span class="tb-tag tb-probe-pending" data-tb-reload="{}">pending</span> enqueued at {} UTC, '
+                '{} ago. <span class="tb-muted tb-reload-note">This page reloads itself until the result '
+                "arrives.</span>",
+                PROBE_RELOAD_SECONDS,
+                enqueued,
+                duration(asked.waited),
+            )
+        else:
+            status = format_html(
+                '<span class="tb-tag tb-probe-late">no result yet</span> enqueued at {} UTC, {} ago: is a '
+                'celery worker running? <span class="tb-muted">Reload to check again.</span>',
+                enqueued,
+                duration(asked.waited),
+            )
+        if event is None:
+            return status
+        return format_html(
+            '{}<div class="tb-previous"><span class="tb-muted">previous:</span> {}</div>', status, result
+        )
+
+    @staticmethod
+    def _probe_result(event: BreakerEvent | None) -> str:
         if event is None:
             return "No probe yet: use the “Probe now” action on the breaker list."
         verdicts = ("succeeded", "failed", "skipped")
@@ -335,7 +429,7 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
             detail,
             event.actor,
             duration((timezone.now() - event.at).total_seconds()),
-            timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M:%S"),
+            utc_time(event.at),
         )
 
     @admin.display(description="effective policy")
@@ -344,19 +438,26 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
             policy = services.policy_for(breaker.alias)
         except StoreUnavailableError:
             policy = settings.BREAKER_POLICY  # the overrides' version lives in Redis
+        override = BreakerPolicy.objects.filter(database_id=breaker.pk).first()
+        overridden = override.overrides() if override else {}
         rows = format_html_join(
             "",
-            "<tr><th>{}</th><td>{}</td></tr>",
+            '<tr class="{}"><th>{}</th><td>{}</td><td>{}</td></tr>',
             (
-                (f.name.replace("_", " "), with_unit(f.name, getattr(policy, f.name)))
+                (
+                    "tb-overridden" if f.name in overridden else "",
+                    f.name.replace("_", " "),
+                    with_unit(f.name, getattr(policy, f.name)),
+                    "this alias" if f.name in overridden else "default",
+                )
                 for f in dataclasses.fields(policy)
             ),
         )
         return format_html(
-            '<table class="tb-policy-table"><thead><tr><th>setting</th><th>value</th></tr></thead>{}</table>'
-            '<p class="tb-muted">The BREAKER_* defaults with this alias\'s overrides (edit them under '
-            "Policy below).</p>",
+            '<table class="tb-policy-table"><thead><tr><th>setting</th><th>value</th><th>from</th></tr></thead>'
+            '{}</table><p class="tb-muted">The BREAKER_* defaults with this alias\'s overrides{}.</p>',
             rows,
+            " (edit them under Policy overrides below)" if getattr(breaker, "editable", False) else "",
         )
 
 
@@ -364,6 +465,16 @@ class BreakerAdmin(BreakerActions, admin.ModelAdmin):
 class TenantAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "aliases"]
     search_fields = ["=id", "name"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would cascade to aliases, as a breaker's delete would
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.databases.exists():
+            return False  # deleting it would delete its aliases and their history behind the services' back
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="aliases")
     def aliases(self, tenant):

@@ -37,6 +37,12 @@ class CandidateForm(forms.ModelForm):
         model = Candidate
         fields = ["position", "host", "port", "name", "user", "password"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Compared with the empty field, the stored password would count as changed on every save:
+        # the admin's history would say "Changed password" for each candidate each time.
+        self.initial["password"] = ""
+
     def clean_host(self):
         host = self.cleaned_data["host"].strip()
         if not host or any(c.isspace() for c in host):

@@ -202,10 +202,12 @@ def announce_generation(database: TenantDatabase) -> None:
     store.publish_pool_reset(database.alias, database.generation)
 
 
-def candidates_edited(alias: str, created: bool, active_changed: bool) -> TenantDatabase:
-    """After the admin saved an alias and its candidates: keep an active candidate (the first one
-    when there is none), and when the active server's settings changed, bump the generation so
-    that every process reconnects."""
+def candidates_edited(alias: str, created: bool, active_changed: bool) -> bool:
+    """After the admin saved an alias and its candidates, in the same transaction: keep an active
+    candidate (the first one when there is none), and when the active server's settings changed,
+    bump the generation so that every process reconnects. Returns whether the edit must be
+    announced (``announce_edit``, once committed; if that is lost, the evaluator's reconcile
+    announces it within RECONCILE_SECONDS)."""
     with transaction.atomic():
         database = TenantDatabase.objects.select_for_update().get(alias=alias)
         if database.active_candidate_id is None:
@@ -214,11 +216,14 @@ def candidates_edited(alias: str, created: bool, active_changed: bool) -> Tenant
         if active_changed and not created:
             database.generation += 1
         database.save(update_fields=["active_candidate", "generation"])
+    return created or active_changed
+
+
+def announce_edit(alias: str, created: bool) -> None:
+    """Tell Redis and every process of a committed edit (see candidates_edited)."""
     if created:
         get_store().forget(alias)  # as in register_alias: keys of an older alias of that name
-    if created or active_changed:
-        announce_generation(database)
-    return database
+    announce_generation(TenantDatabase.objects.get(alias=alias))
 
 
 # --- transitions --------------------------------------------------------------------------

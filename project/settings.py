@@ -101,6 +101,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"  # collectstatic (the Docker image); without it, found in the apps
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request about a missing one
 WHITENOISE_USE_FINDERS = True
 
 # Breaker store and Celery.

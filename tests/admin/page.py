@@ -125,3 +125,10 @@ def form_data(response, form_id: str) -> dict[str, list[str]]:
     parser = _FormParser(form_id)
     parser.feed(response.content.decode())
     return parser.data
+
+
+def form_row(html: str, field: str) -> str:
+    """The visible text of the change form's row that shows ``field`` (with its label)."""
+    start = html.index(f'<div class="form-row field-{field}')
+    ends = [html.find(marker, start + 1) for marker in ('<div class="form-row', "</fieldset>")]
+    return text(html[start : min(end for end in ends if end != -1)])

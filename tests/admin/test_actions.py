@@ -4,12 +4,13 @@ pluralised count, and needs its own permission."""
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from breaker_worker import services, tasks
-from breaker_worker.models import BreakerEvent
+from breaker_worker.models import Breaker, BreakerEvent, Tenant
 from tests.conftest import url
 
-from .conftest import SECRET, run_action
+from .conftest import CHANGELIST, SECRET, change_url, run_action
 from .page import text
 
 ALL = ["view_breaker", "probe_breaker", "force_open_breaker", "reset_breaker", "disable_breaker", "fail_over_breaker"]
@@ -109,3 +110,30 @@ def test_each_action_needs_its_own_permission(login, alias, sent_tasks, action, 
     response = run_action(client, action, alias)  # posted anyway, as a crafted request would
     assert "No action selected." in page_text(response)
     assert (state(alias), history(alias), sent_tasks) == ("closed", [], [])
+
+
+def test_breakers_cannot_be_deleted_in_bulk_or_one_by_one(superuser_client, alias):
+    """A delete here would bypass the services: Redis keys left behind, the history cascaded away."""
+    listed = superuser_client.get(reverse(CHANGELIST)).content.decode()
+    assert 'value="delete_selected"' not in listed
+    response = run_action(superuser_client, "delete_selected", alias)  # posted anyway
+    assert "No action selected." in page_text(response)
+    pk = Breaker.objects.get(alias=alias).pk
+    assert superuser_client.get(reverse("admin:breaker_worker_breaker_delete", args=[pk])).status_code == 403
+    assert (
+        superuser_client.post(reverse("admin:breaker_worker_breaker_delete", args=[pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    assert "deletelink" not in superuser_client.get(change_url(alias)).content.decode()
+    assert Breaker.objects.filter(alias=alias).exists()
+    assert BreakerEvent.objects.filter(database__alias=alias).count() == 0  # nothing else touched it
+
+
+def test_a_tenant_with_aliases_cannot_be_deleted_and_there_is_no_bulk_delete(superuser_client, alias):
+    tenants = reverse("admin:breaker_worker_tenant_changelist")
+    assert 'value="delete_selected"' not in superuser_client.get(tenants).content.decode()
+    assert superuser_client.get(reverse("admin:breaker_worker_tenant_delete", args=[1])).status_code == 403
+    Tenant.objects.create(id=9, name="Empty")
+    deleted = superuser_client.post(reverse("admin:breaker_worker_tenant_delete", args=[9]), {"post": "yes"})
+    assert deleted.status_code == 302
+    assert list(Tenant.objects.values_list("id", flat=True)) == [1]

@@ -16,7 +16,7 @@ from breaker_worker.store.base import OutcomeBatch
 from tests.conftest import url
 
 from .conftest import CHANGELIST
-from .page import changelist_rows
+from .page import changelist_rows, text
 
 
 @pytest.fixture
@@ -110,3 +110,20 @@ def test_without_redis_the_list_still_answers_and_says_so(superuser_client, two_
 def test_staff_without_a_breaker_permission_cannot_see_the_list(login, two_aliases):
     assert login("visitor").get(reverse(CHANGELIST)).status_code == 403
     assert login("viewer", "view_breaker").get(reverse(CHANGELIST)).status_code == 200
+
+
+def test_breakers_held_back_by_the_mass_outage_guard_are_tagged_and_the_list_says_why(
+    superuser_client, two_aliases, store
+):
+    reason = "3 of 4 aliases tripped within 10s (> 50%): shared fault suspected, failovers held back"
+    store.set_guard(reason, ttl=60)
+    response = superuser_client.get(reverse(CHANGELIST))
+    rows = by_alias(response)
+    assert (rows["1-default"]["state"], rows["2-reports"]["state"]) == ("open guarded", "closed")
+    page = response.content.decode()
+    assert page.count('<span class="tb-tag tb-guarded"') == 1
+    assert f"Mass outage guard: {reason}. Breakers tagged “guarded” still reject queries" in text(page)
+
+    store.clear_guard()
+    rows = by_alias(superuser_client.get(reverse(CHANGELIST)))
+    assert rows["1-default"]["state"] == "open"

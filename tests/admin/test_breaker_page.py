@@ -9,7 +9,7 @@ from breaker_worker import services
 from breaker_worker.core.machine import State
 
 from .conftest import SECRET, change_url
-from .page import form_data, inline_rows, table, text
+from .page import form_data, form_row, inline_rows, table, text
 
 
 def test_candidates_are_listed_in_order_with_the_active_one_marked(superuser_client, alias, seed_databases):
@@ -73,7 +73,19 @@ def test_the_effective_policy_is_shown(superuser_client, alias, settings):
     assert policy["failure rate"] == f"{settings.BREAKER_POLICY.failure_rate:g} %"
     assert policy["window seconds"] == f"{settings.BREAKER_POLICY.window_seconds} s"
     assert policy["probes"] == str(settings.BREAKER_POLICY.probes)
-    assert "edit them under Policy below" in text(html)
+    assert "edit them under Policy overrides below" in text(html)
+
+
+def test_overridden_settings_are_marked_and_a_read_only_user_sees_no_empty_override_form(
+    superuser_client, login, alias
+):
+    response = superuser_client.get(change_url(alias))
+    superuser_client.post(change_url(alias), policy_post(response, failure_rate=25))
+    page = login("viewer", "view_breaker").get(change_url(alias)).content.decode()
+    policy = {row["setting"]: row["from"] for row in table(page[page.index('class="tb-policy-table"') - 7 :])}
+    assert (policy["failure rate"], policy["window seconds"]) == ("this alias", "default")
+    assert 'id="policy_override-group"' not in page
+    assert "edit them under" not in text(page)
 
 
 def policy_post(response, **values) -> dict:
@@ -103,3 +115,26 @@ def test_an_out_of_range_policy_value_is_refused_with_the_field_and_range(superu
     assert refused.status_code == 200
     assert "failure_rate must be between 1.0 and 100.0, got 250.0" in text(refused.content.decode())
     assert services.policy_for(alias).failure_rate == 50.0
+
+
+def test_a_breaker_held_back_by_the_mass_outage_guard_is_tagged_with_the_guards_reason(superuser_client, alias, store):
+    reason = "4 of 5 aliases tripped within 10s (> 50%): shared fault suspected, failovers held back"
+    now = time.time()
+    store.transition(alias, State.CLOSED, 0, State.OPEN, now, "failure rate 100% >= 50%", open_until=now + 30)
+    store.set_guard(reason, ttl=60)
+    html = superuser_client.get(change_url(alias)).content.decode()
+    assert form_row(html, "state").startswith("State: open guarded In state for:")
+    assert f'title="Mass outage guard: {reason}">guarded</span>' in html.replace("&gt;", ">")
+    assert form_row(html, "guard") == (
+        f"Mass outage guard: {reason} No failover while it lasts (“Fail over now” still moves this alias); "
+        "the breaker goes on rejecting queries."
+    )
+
+    store.clear_guard()
+    html = superuser_client.get(change_url(alias)).content.decode()
+    assert "guarded" not in text(html) and "Mass outage guard" not in text(html)
+
+
+def test_the_guard_does_not_tag_a_closed_breaker(superuser_client, alias, store):
+    store.set_guard("shared fault suspected", ttl=60)
+    assert "guarded" not in text(superuser_client.get(change_url(alias)).content.decode())

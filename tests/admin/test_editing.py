@@ -8,8 +8,9 @@ from django.urls import reverse
 
 from breaker_worker import services
 from breaker_worker.models import Candidate, Tenant, TenantDatabase
+from breaker_worker.store import RedisBreakerStore, StoreUnavailableError
 
-from .conftest import SECRET, change_url
+from .conftest import SECRET, change_url, messages_of
 from .page import form_data, text
 
 ADD = "admin:breaker_worker_breaker_add"
@@ -152,3 +153,77 @@ def test_an_alias_keeps_at_least_one_candidate(superuser_client, alias):
     changes = {"candidates-0-DELETE": "on", "candidates-1-DELETE": "on"}
     assert "Please submit at least 1 form." in errors(post_form(superuser_client, path, "breaker_form", **changes))
     assert Candidate.objects.filter(database__alias=alias).count() == 2
+
+
+def test_redis_hears_of_a_new_generation_only_once_the_control_db_committed_it(
+    superuser_client, alias, seed_databases, monkeypatch
+):
+    """A process told earlier would reload the old row and stay on the old server."""
+    from django.db import connection
+
+    told = []
+    original = RedisBreakerStore.advance_generation
+
+    def advance(store, name, number):
+        committed = TenantDatabase.objects.get(alias=name).generation  # outside any transaction: committed
+        told.append((connection.in_atomic_block, committed, number))
+        return original(store, name, number)
+
+    monkeypatch.setattr(RedisBreakerStore, "advance_generation", advance)
+    response = post_form(
+        superuser_client, change_url(alias), "breaker_form", **{"candidates-0-port": seed_databases["a_port"]}
+    )
+    assert response.status_code == 302
+    assert told == [(False, 2, 2)]
+    assert generation(alias) == (2, 2)
+
+
+def test_a_save_rolled_back_leaves_redis_and_the_control_db_as_they_were(
+    superuser_client, alias, seed_databases, monkeypatch
+):
+    from breaker_worker.admin import BreakerAdmin
+
+    hints = []
+    monkeypatch.setattr(RedisBreakerStore, "publish_pool_reset", lambda store, *args: hints.append(args))
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the response failed after the save")
+
+    monkeypatch.setattr(BreakerAdmin, "response_change", fail)
+    with pytest.raises(RuntimeError, match="the response failed"):
+        post_form(
+            superuser_client, change_url(alias), "breaker_form", **{"candidates-0-port": seed_databases["a_port"]}
+        )
+    assert generation(alias) == (1, 1)
+    assert hints == []
+    active = TenantDatabase.objects.select_related("active_candidate").get(alias=alias).active_candidate
+    assert active.port == seed_databases["b_port"]
+
+
+def test_when_redis_cannot_be_told_the_save_stands_and_the_user_is_told(
+    superuser_client, alias, seed_databases, monkeypatch
+):
+    def down(*args):
+        raise StoreUnavailableError("Redis at 127.0.0.1:6399 refused the connection")
+
+    monkeypatch.setattr(RedisBreakerStore, "advance_generation", down)
+    path = change_url(alias)
+    data = form_data(superuser_client.get(path), "breaker_form")
+    data["candidates-0-port"] = [str(seed_databases["a_port"])]
+    response = superuser_client.post(path, data, follow=True)
+    assert (
+        "Saved, but Redis could not be told (Redis at 127.0.0.1:6399 refused the connection): processes keep "
+        "the old server." in messages_of(response)
+    )
+    assert TenantDatabase.objects.get(alias=alias).generation == 2
+
+
+def test_the_admin_history_says_a_password_changed_only_when_it_did(superuser_client, alias):
+    from django.contrib.admin.models import LogEntry
+
+    path = change_url(alias)
+    post_form(superuser_client, path, "breaker_form", **{"candidates-1-user": "reader"})
+    post_form(superuser_client, path, "breaker_form", **{"candidates-1-password": "Brand-New-Pw-99"})
+    first, second = (entry.get_change_message() for entry in LogEntry.objects.order_by("action_time", "id"))
+    assert first.startswith("Changed User for candidate") and "password" not in first
+    assert second.startswith("Changed password for candidate") and "Brand-New-Pw-99" not in second
