@@ -31,6 +31,7 @@ class TenantDatabase(models.Model):
     # The breaker epoch whose failover has been carried out: makes failover idempotent.
     failover_epoch = models.PositiveIntegerField(default=0)
     probe_sql = models.TextField(
+        "probe query",
         default="SELECT 1",
         help_text="Query that proves this server can serve this tenant (used by probes and failover).",
     )
