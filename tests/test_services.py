@@ -500,3 +500,50 @@ def test_the_evaluator_tells_redis_a_generation_it_missed(alias, store, sent_tas
             seen.append((message[0], json.loads(message[1])))
     hints.close()
     assert ("cb:pool-reset", {"alias": alias, "generation": 3}) in seen
+
+
+def test_a_count_based_policy_makes_the_evaluator_judge_the_last_calls_only(store, sent_tasks, seed_databases):
+    from breaker_worker.models import BreakerPolicy
+
+    b = url(seed_databases["b_port"], seed_databases["name"])
+    for name in ("1-default", "2-default", "3-default"):
+        services.register_alias(name, [b])
+    for name in ("1-default", "2-default"):  # 3-default keeps the time-based default
+        BreakerPolicy.objects.create(database=TenantDatabase.objects.get(alias=name), window_calls=10)
+    now = time.time()
+    recovered = {int(now) - 3: Counts(20, 20, 0), int(now): Counts(10, 0, 0)}  # 67 % in 10 s, 0 % of the last 10
+    failing_now = {int(now) - 3: Counts(20, 0, 0), int(now): Counts(10, 10, 0)}  # 33 % in 10 s, 100 % of the last 10
+    store.record(
+        [
+            OutcomeBatch("1-default", 1, recovered),
+            OutcomeBatch("2-default", 1, failing_now),
+            OutcomeBatch("3-default", 1, recovered),
+        ],
+        now,
+    )
+
+    services.evaluate_breakers(now)
+
+    states = {name: record.state for name, record in store.states(["1-default", "2-default", "3-default"]).items()}
+    assert states == {"1-default": State.CLOSED, "2-default": State.OPEN, "3-default": State.OPEN}
+    [opened] = events("2-default")
+    assert (opened.calls, opened.failure_rate) == (10, 1.0)
+    assert events("3-default")[0].calls == 30
+    assert sorted(sent_tasks) == [
+        ("breaker_worker.failover", ["2-default", 1]),
+        ("breaker_worker.failover", ["3-default", 1]),
+    ]
+
+
+def test_a_count_window_shorter_than_minimum_calls_still_trips(alias, store, sent_tasks):
+    from breaker_worker.models import BreakerPolicy
+
+    row = BreakerPolicy(database=TenantDatabase.objects.get(alias=alias), window_calls=5)  # minimum_calls 10
+    row.full_clean()
+    row.save()
+    now = time.time()
+    trip(store, alias, now)  # 20 of 20 calls failed
+
+    services.evaluate_breakers(now)
+
+    assert store.states([alias])[alias].state is State.OPEN

@@ -54,6 +54,10 @@ class Policy:
                 raise PolicyError(f"{field.name} must be between {low} and {high}, got {value!r}")
             if field.type == "int":
                 object.__setattr__(self, field.name, int(value))  # 10.0 -> 10, still frozen to callers
+        if self.window_calls and self.minimum_calls > self.window_calls:
+            # A window of N calls never holds more than N: as in Resilience4j, the minimum is
+            # capped at the window's size, or no rate could ever be judged.
+            object.__setattr__(self, "minimum_calls", self.window_calls)
         if self.max_open_seconds < self.open_seconds:
             raise PolicyError(
                 f"max_open_seconds ({self.max_open_seconds}) must be at least open_seconds ({self.open_seconds})"

@@ -6,8 +6,10 @@ current second and to the total. When time moves on, each bucket that falls out 
 is subtracted from the total and zeroed before it is reused (subtract-on-evict), so recording
 and reading cost O(1) amortised and memory is O(window_seconds), whatever the call rate.
 
-The count-based window (``CountWindow``) is a ring of the last N calls' counts with a running
-total: recording a call subtracts the call it overwrites; O(1) per call, O(N) memory.
+The count-based window (``CountWindow``) holds the last N calls, none older than
+``window_seconds`` (as the aggregator's): a queue of (second, counts) with a running total;
+recording a call subtracts the call it pushes out, reading first drops calls that aged out of
+the window; O(1) amortised per call, O(N) memory.
 
 The aggregator keeps the same buckets in Redis (one hash field per second and counter);
 ``counts_from_buckets`` sums those for the evaluator with the same rule for what is inside
@@ -19,6 +21,7 @@ proportional share of the oldest one it needs.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import NamedTuple
@@ -96,16 +99,17 @@ def counts_of_last_calls(buckets: Iterable[tuple[int, Counts]], now: float, wind
 
 
 def make_window(window_seconds: int, window_calls: int) -> TimeWindow | CountWindow:
-    return CountWindow(window_calls) if window_calls else TimeWindow(window_seconds)
+    return CountWindow(window_calls, window_seconds) if window_calls else TimeWindow(window_seconds)
 
 
 class CountWindow:
-    """The in-process ring of the last N calls; not thread-safe (callers hold a lock)."""
+    """The in-process window of the last N calls, none older than ``window_seconds``; not
+    thread-safe (callers hold a lock)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, window_seconds: int) -> None:
         self.size = size
-        self._calls: list[Counts] = [Counts()] * size
-        self._next = 0
+        self.window_seconds = window_seconds
+        self._calls: collections.deque[tuple[int, Counts]] = collections.deque()
         self._total = Counts()
 
     @property
@@ -113,20 +117,32 @@ class CountWindow:
         return self._total.calls
 
     def record(self, counts: Counts, now: float) -> bool:
-        """Add one call's counts. False: the call it pushes out never makes a rate rise
-        unless this call is a failure or slow itself (the time window's contract)."""
+        """Add one call's counts. True when older calls left the window by age: the rates may
+        have risen (a call pushed out by count never raises a rate this call does not)."""
         if counts.calls == 0:
             return False
-        self._total = self._total - self._calls[self._next] + counts
-        self._calls[self._next] = counts
-        self._next = (self._next + 1) % self.size
-        return False
+        aged = self._drop_older_than(int(now))
+        if len(self._calls) == self.size:
+            self._total = self._total - self._calls.popleft()[1]
+        self._calls.append((int(now), counts))
+        self._total = self._total + counts
+        return aged
 
     def counts(self, now: float) -> Counts:
+        self._drop_older_than(int(now))
         return self._total
 
     def reset(self) -> None:
-        self.__init__(self.size)  # type: ignore[misc]
+        self._calls.clear()
+        self._total = Counts()
+
+    def _drop_older_than(self, newest: int) -> bool:
+        # Same rule as the time window: second s is inside when newest - window_seconds < s.
+        dropped = False
+        while self._calls and self._calls[0][0] <= newest - self.window_seconds:
+            self._total = self._total - self._calls.popleft()[1]
+            dropped = True
+        return dropped
 
 
 class TimeWindow:

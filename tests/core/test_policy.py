@@ -212,3 +212,10 @@ def test_from_strings_checks_open_seconds_against_the_default_cap():
     with pytest.raises(PolicyError) as caught:
         Policy.from_strings({"open_seconds": "600"})
     assert str(caught.value) == "max_open_seconds (300.0) must be at least open_seconds (600.0)"
+
+
+def test_a_count_window_smaller_than_minimum_calls_caps_the_minimum():
+    # 5 calls can never reach a minimum of 10: no rate would ever be judged.
+    assert Policy(window_calls=5, minimum_calls=10).minimum_calls == 5
+    assert Policy(window_calls=50, minimum_calls=10).minimum_calls == 10
+    assert Policy(window_calls=0, minimum_calls=10).minimum_calls == 10  # time-based: no cap

@@ -200,12 +200,23 @@ def test_a_record_older_than_the_window_is_not_counted():
 
 
 def test_count_window_keeps_exactly_the_last_n_calls():
-    window = CountWindow(3)
+    window = CountWindow(3, window_seconds=60)
     for counts in (FAIL, FAIL, Counts(1, 0, 1), Counts(), Counts(1, 0, 0)):
-        window.record(counts, now=0)  # time plays no part; ignored calls are not calls
-    assert window.counts(12345) == Counts(3, 1, 1)  # FAIL, slow, OK
+        window.record(counts, now=0)  # ignored calls are not calls
+    assert window.counts(59) == Counts(3, 1, 1)  # FAIL, slow, OK
     window.reset()
     assert window.counts(0) == Counts()
+
+
+def test_count_window_holds_no_call_older_than_window_seconds():
+    window = CountWindow(10, window_seconds=5)
+    for _ in range(9):
+        assert window.record(FAIL, now=100.5) is False
+    assert window.record(OK, now=104.9) is False
+    assert window.counts(104.9) == Counts(10, 9, 0)
+    assert window.record(OK, now=105.0) is True  # second 100 aged out: rates may have risen
+    assert window.counts(105.0) == Counts(2, 0, 0)
+    assert window.counts(200) == Counts()
 
 
 def test_counts_of_last_calls_takes_newest_buckets_and_a_share_of_the_oldest():
@@ -219,7 +230,8 @@ def test_counts_of_last_calls_takes_newest_buckets_and_a_share_of_the_oldest():
 
 def test_make_window_follows_the_policy():
     assert isinstance(make_window(10, 0), TimeWindow)
-    assert isinstance(make_window(10, 50), CountWindow) and make_window(10, 50).size == 50
+    count_window = make_window(10, 50)
+    assert isinstance(count_window, CountWindow) and (count_window.size, count_window.window_seconds) == (50, 10)
 
 
 def test_record_says_when_older_calls_left_the_time_window():

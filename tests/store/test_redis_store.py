@@ -663,3 +663,34 @@ def test_recording_evicts_what_its_newest_second_pushed_out_of_the_window(store,
     assert (fields["tc"], fields["tf"], fields["ts"], fields["lo"]) == ("1", "0", "0", str(T + 1))
     assert f"c:{T}" not in fields
     assert window_counts(store, ALIAS, now=NOW + WINDOW) == Counts(1, 0, 0)
+
+
+# --- count-based window ------------------------------------------------------------------------
+
+
+def test_a_count_based_view_judges_only_the_last_calls_inside_the_window(store):
+    store.record(
+        [
+            batch(
+                ALIAS,
+                {
+                    T - WINDOW: Counts(50, 50, 50),  # outside the window, however few calls are inside
+                    T - 5: Counts(10, 10, 4),
+                    T - 1: Counts(6, 0, 0),
+                    T: Counts(4, 1, 0),
+                },
+            )
+        ],
+        now=NOW,
+    )
+
+    def last(calls: int) -> Counts:
+        return store.views([ALIAS], NOW, WINDOW, window_calls=calls)[ALIAS].counts
+
+    assert last(4) == Counts(4, 1, 0)  # the newest second alone
+    assert last(10) == Counts(10, 1, 0)  # the two newest seconds: the failures at T - 5 are older
+    # Across processes the order within one second is unknown: a proportional share of T - 5.
+    assert last(15) == Counts(15, 6, 2)
+    assert last(1000) == Counts(20, 11, 4)  # fewer calls than N: all of the window's, no more
+    assert last(0) == Counts(20, 11, 4)  # 0: the time-based window
+    assert window_counts(store, ALIAS) == Counts(20, 11, 4)
