@@ -126,6 +126,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"timeout": 5.0}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Retry a lost broker every second (project.celery.Consumer), for ever: the default 100
+# retries would end the worker after 100 s of a Redis outage.
+CELERY_WORKER_CONSUMER = "project.celery:Consumer"
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -34,6 +34,7 @@ class Traffic:
 
     def __init__(self, alias: str) -> None:
         self.alias, self.ok, self.failed = alias, 0, 0
+        self.unexpected: list[str] = []  # anything but a database error: a bug, reported by the test
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -47,6 +48,8 @@ class Traffic:
                 self.ok += 1
             except DatabaseError:
                 self.failed += 1
+            except Exception as exc:
+                self.unexpected.append(repr(exc))
             time.sleep(0.01)
         connections.close_all()
 
@@ -80,15 +83,38 @@ def test_a_short_restart_rides_through_and_a_long_outage_trips(
         own_server.resume()
         run_for(3)
         blip_failures = traffic.failed
-        assert blip_failures > 0  # the blip was seen
-        assert store.states(["1-default"])["1-default"].state is State.CLOSED
+        assert blip_failures > 0, traffic.unexpected  # the blip was seen
+        record = store.states(["1-default"])["1-default"]
+        assert (record.state, record.reason) == (State.CLOSED, ""), (traffic.ok, traffic.failed)
         assert sent_tasks == []
 
         own_server.halt()
         run_for(SHORT.window_seconds + 1)
-        assert store.states(["1-default"])["1-default"].state is State.OPEN
+        assert store.states(["1-default"])["1-default"].state is State.OPEN, (traffic.ok, traffic.failed)
         assert [name for name, _ in sent_tasks] == ["breaker_worker.failover"]
+        assert traffic.unexpected == []
     finally:
         traffic.stop()
         runtime.stop()
         forget_tenant_connections()
+
+
+def test_a_connection_the_server_dropped_is_replaced_without_a_request_boundary(own_server, breaker, store):
+    """A loop outside the request cycle never calls close_old_connections(): after a restart
+    Django's backend would fail with "connection already closed" for ever, unrecorded."""
+    services.register_alias("1-default", [url(own_server.port, "tenant")])
+
+    def backend_pid():
+        with connections["1-default"].cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    before = backend_pid()
+    own_server.halt()
+    own_server.resume()
+    with pytest.raises(DatabaseError, match="server closed the connection|terminating connection"):
+        backend_pid()  # the dropped connection's one failure: recorded
+    assert backend_pid() != before  # the next query reconnects by itself
+    breaker.flush()
+    counts = store.views(["1-default"], time.time(), 10)["1-default"].counts
+    assert (counts.calls, counts.failures) == (3, 1)

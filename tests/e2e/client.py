@@ -1,7 +1,10 @@
 """An application process for end-to-end tests: queries a tenant alias through Django.
 
 `loop` queries until a line arrives on stdin, printing one JSON line per query;
+`requests` does the same, closing old connections before each query as Django does at the
+start of a request (so a connection broken by a server restart is replaced, not reused);
 `idle` queries once, waits for a line on stdin, queries once more, and exits.
+The alias argument may name several aliases, comma-separated: each loop queries each in turn.
 """
 
 import json
@@ -17,7 +20,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.db import connections  # noqa: E402
+from django.db import close_old_connections, connections  # noqa: E402
 
 
 def query(alias: str) -> dict:
@@ -39,11 +42,15 @@ def port_only(alias: str) -> dict:
 
 def main() -> None:
     mode, alias = sys.argv[1], sys.argv[2]
-    if mode == "loop":
+    if mode in ("loop", "requests"):
+        aliases = alias.split(",")
         stop = threading.Event()
         threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
         while not stop.is_set():
-            print(json.dumps(query(alias)), flush=True)
+            for name in aliases:
+                if mode == "requests":
+                    close_old_connections()
+                print(json.dumps({"alias": name, **query(name)}), flush=True)
             time.sleep(0.02)
     else:
         # Never runs a failing query: this process learns of the failover only from Redis.

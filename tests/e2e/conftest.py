@@ -80,19 +80,21 @@ class System:
         return self
 
     def client(self, mode: str, alias: str) -> subprocess.Popen:
-        """A querying process. A loop client writes its results to a file, not a pipe: a pipe
-        nobody reads fills up and would stall the client after a few seconds."""
+        """A querying process (see client.py; ``alias`` may name several, comma-separated). A
+        looping client writes its results to a file, not a pipe: a pipe nobody reads fills up
+        and would stall the client after a few seconds."""
         name = f"client-{mode}-{time.monotonic_ns()}"
         process = subprocess.Popen(
             [sys.executable, str(CLIENT), mode, alias],
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.PIPE,
-            stdout=open(self.directory / f"{name}.jsonl", "w") if mode == "loop" else subprocess.PIPE,
+            stdout=open(self.directory / f"{name}.jsonl", "w") if mode != "idle" else subprocess.PIPE,
             stderr=open(self.directory / f"{name}.log", "w"),
             text=True,
         )
         process.results_path = self.directory / f"{name}.jsonl"
+        process.log_path = self.directory / f"{name}.log"
         return process
 
     def log(self, name: str) -> str:
@@ -128,11 +130,16 @@ class System:
                 process.wait()
 
 
-def finish(client: subprocess.Popen, timeout: float = 30) -> list[dict]:
-    """Tell a loop client to stop and return the results it wrote."""
-    client.communicate("stop\n", timeout=timeout)
+def results_so_far(client: subprocess.Popen) -> list[dict]:
+    """The results a looping client wrote until now (a last, half-written line is left out)."""
     lines = client.results_path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
+    return [json.loads(line) for line in lines if line.startswith("{") and line.endswith("}")]
+
+
+def finish(client: subprocess.Popen, timeout: float = 30) -> list[dict]:
+    """Tell a looping client to stop and return the results it wrote."""
+    client.communicate("stop\n", timeout=timeout)
+    return results_so_far(client)
 
 
 @pytest.fixture

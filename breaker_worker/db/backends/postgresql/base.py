@@ -58,7 +58,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # would roll the caller's work back.
         if self.connection is not None and not self.in_atomic_block and self.autocommit:
             target = self.breaker.targets.get(self.alias)
-            if target is not None and target.generation != self.breaker_generation:
+            moved = target is not None and target.generation != self.breaker_generation
+            # A connection the server dropped (a restart) is replaced here, not only at the next
+            # request boundary: a loop outside the request cycle would otherwise fail with
+            # "connection already closed" for ever, in cursor creation, where nothing records it.
+            if moved or self.connection.closed:
                 try:
                     self.close()
                 except DatabaseError:
