@@ -130,8 +130,9 @@ def control_db(django_db_setup, django_db_blocker):
 @pytest.fixture
 def sent_tasks(monkeypatch):
     """Tasks the services send, captured instead of queued (end-to-end tests run real workers)."""
-    from celery import current_app
+    from celery import Celery
 
     sent: list[tuple[str, list]] = []
-    monkeypatch.setattr(current_app, "send_task", lambda name, args=(), **kw: sent.append((name, list(args))))
+    # On the class: ``current_app`` is per thread, and services run in threads of their own too.
+    monkeypatch.setattr(Celery, "send_task", lambda self, name, args=(), **kw: sent.append((name, list(args))))
     return sent

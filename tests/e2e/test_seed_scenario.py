@@ -124,7 +124,8 @@ def test_breaker_trips_fails_over_and_every_process_follows(make_system, seed_da
     # Celery accepts JSON only: a pickled message is refused by the worker, not run.
     from celery import Celery
 
-    Celery(broker=system.redis.url).send_task("breaker_worker.probe", args=["1-default"], serializer="pickle")
+    sender = Celery(broker=system.redis.url, set_as_current=False)  # not this test process's app
+    sender.send_task("breaker_worker.probe", args=["1-default"], serializer="pickle")
     refused = "Refusing to deserialize untrusted content of type pickle"
     wait_until(lambda: refused in system.log("worker"), 30, "the worker to refuse a pickled message")
 
