@@ -118,3 +118,22 @@ def test_a_connection_the_server_dropped_is_replaced_without_a_request_boundary(
     breaker.flush()
     counts = store.views(["1-default"], time.time(), 10)["1-default"].counts
     assert (counts.calls, counts.failures) == (3, 1)
+
+
+def test_a_request_boundary_drops_a_dead_connection_without_connecting_again(own_server, breaker):
+    """close_old_connections() runs in Django's request signals: with the server still down it
+    must drop the broken connection quietly, not try a new one (and raise)."""
+    services.register_alias("1-default", [url(own_server.port, "tenant")])
+    connection = connections["1-default"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    own_server.halt()
+    with pytest.raises(DatabaseError):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    close_old_connections()  # would raise "Connection refused" if it reconnected
+    assert connection.connection is None
+    own_server.resume()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)

@@ -54,20 +54,30 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     def ensure_connection(self):
-        # Never under an open transaction (atomic, or autocommit turned off by hand): closing
-        # would roll the caller's work back.
-        if self.connection is not None and not self.in_atomic_block and self.autocommit:
-            target = self.breaker.targets.get(self.alias)
-            moved = target is not None and target.generation != self.breaker_generation
-            # A connection the server dropped (a restart) is replaced here, not only at the next
-            # request boundary: a loop outside the request cycle would otherwise fail with
-            # "connection already closed" for ever, in cursor creation, where nothing records it.
-            if moved or self.connection.closed:
-                try:
-                    self.close()
-                except DatabaseError:
-                    self.connection = None  # the old server may be gone; we are leaving it anyway
+        self._drop_if_stale()
         super().ensure_connection()
+
+    def close_if_unusable_or_obsolete(self):
+        # At a request or task boundary: drop a stale connection without connecting again
+        # (Django's own check would, through get_autocommit()); the next query connects.
+        if not self._drop_if_stale():
+            super().close_if_unusable_or_obsolete()
+
+    def _drop_if_stale(self) -> bool:
+        """Close a connection of an older generation, or one the server dropped (a restart: a
+        loop outside the request cycle would otherwise fail with "connection already closed"
+        for ever, in cursor creation, where nothing records it). Never under an open
+        transaction (atomic, or autocommit turned off by hand): that would roll it back."""
+        if self.connection is None or self.in_atomic_block or not self.autocommit:
+            return False
+        target = self.breaker.targets.get(self.alias)
+        if not self.connection.closed and (target is None or target.generation == self.breaker_generation):
+            return False
+        try:
+            self.close()
+        except DatabaseError:
+            self.connection = None  # the old server may be gone; we are leaving it anyway
+        return True
 
     def _cursor(self, name=None):
         if self.breaker.enabled:
