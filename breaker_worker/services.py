@@ -302,6 +302,7 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
     store = get_store()
     longest = max(p.window_seconds for p in [settings.BREAKER_POLICY, *_policy_book.known()])
     views, policies = views_with_policies(store.recent_aliases(now - longest), now)
+    _forget_unknown_tripped(views)
     decisions = {alias: decide(view, policies[alias], now) for alias, view in views.items()}
     if settings.BREAKER_FAILBACK_AFTER:
         _schedule_failback_checks(now)
@@ -333,6 +334,22 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
         )
         transitions += epoch is not None
     return {"evaluated": len(views), "transitions": transitions}
+
+
+def _forget_unknown_tripped(views: dict[str, BreakerView]) -> None:
+    """A tripped breaker of an alias neither registered nor configured with this ENGINE (its
+    control DB was reset, the alias was removed) would be probed for ever: its Redis keys go."""
+    tripped = [alias for alias, view in views.items() if view.state is not State.CLOSED]
+    if not tripped:
+        return
+    registered = set(TenantDatabase.objects.filter(alias__in=tripped).values_list("alias", flat=True))
+    for alias in tripped:
+        if alias not in registered and not _configured(alias):
+            logger.warning(
+                "breaker %s: no such alias is registered or configured: its state in Redis is removed", alias
+            )
+            get_store().forget(alias)
+            del views[alias]
 
 
 def reconcile_generations() -> list[str]:
@@ -596,12 +613,18 @@ def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
     return _report_probe(database, {**result, "ok": ok, "detail": detail or "probe succeeded", "state": state}, actor)
 
 
+def _configured(alias: str) -> bool:
+    """Protected by its ENGINE in the project's own DATABASES (plain lookup: no registry query)."""
+    entry = dict.get(settings.DATABASES, alias)
+    return entry is not None and entry.get("ENGINE") == ENGINE
+
+
 def _configured_server(alias: str) -> Target:
     """The server of an alias protected by its ENGINE in the project's own DATABASES, not
     registered with ``tenant_db set``: it has no candidates and no history, only a breaker."""
-    entry = dict.get(settings.DATABASES, alias)  # plain lookup: no registry query
-    if entry is None or entry.get("ENGINE") != ENGINE:
+    if not _configured(alias):
         raise InvalidConfigError(f"unknown alias {alias!r}: register it with `manage.py tenant_db set`")
+    entry = dict.get(settings.DATABASES, alias)
     return Target(
         alias=alias,
         generation=0,

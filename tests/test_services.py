@@ -547,3 +547,14 @@ def test_a_count_window_shorter_than_minimum_calls_still_trips(alias, store, sen
     services.evaluate_breakers(now)
 
     assert store.states([alias])[alias].state is State.OPEN
+
+
+def test_a_tripped_breaker_of_an_alias_nobody_knows_is_forgotten_not_probed_for_ever(alias, store, sent_tasks, caplog):
+    """Redis remembers a breaker whose alias the control DB no longer has (a reset in development)."""
+    now = time.time()
+    store.transition("8-ghost", State.CLOSED, 0, State.OPEN, now - 60, "long ago", open_until=now - 30)
+    store.transition("8-ghost", State.OPEN, 1, State.HALF_OPEN, now - 30, "open wait elapsed")
+    result = services.evaluate_breakers(now)
+    assert result["transitions"] == 0 and sent_tasks == []
+    assert store.client.keys("cb:{8-ghost}*") == [] and "8-ghost" not in store.recent_aliases(now - 60)
+    assert any("8-ghost: no such alias" in r.getMessage() for r in caplog.records)
