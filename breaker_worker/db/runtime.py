@@ -54,6 +54,9 @@ CLOSED, DISABLED = State.CLOSED, State.DISABLED
 SHARED_REJECTING = REJECTING_STATES | {State.HALF_OPEN}
 OPERATOR_STATES = frozenset({State.FORCED_OPEN, State.DISABLED})
 
+# The counts of one call, by [failed][slow]: made once, not per call.
+ONE_CALL = ((Counts(1, 0, 0), Counts(1, 0, 1)), (Counts(1, 1, 0), Counts(1, 1, 1)))
+
 UNKNOWN_ALIAS_RECHECK = 5.0  # seconds before asking the control DB again about an unknown alias
 
 
@@ -207,7 +210,7 @@ class BreakerRuntime:
         while self._local_outcomes:
             alias, generation, now, outcome, duration, connecting = self._local_outcomes.popleft()
             slow = outcome is SLOW or duration >= self.policy_of(alias).slow_call_seconds
-            self._drive_local(alias, generation, Counts(1, outcome is FAILURE, slow), now, connecting)
+            self._drive_local(alias, generation, ONE_CALL[outcome is FAILURE][slow], now, connecting)
 
     def _drive_local(self, alias: str, generation: int, counts: Counts, now: float, connecting: bool) -> None:
         """Sequential mode, or while Redis is away; under the lock: per-call evaluation of this
