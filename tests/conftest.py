@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import uuid
 
 import pytest
@@ -83,6 +84,29 @@ def breaker(redis_url, settings, monkeypatch):
     fresh.stop()
     forget_tenant_connections()
     services.get_store.cache_clear()
+
+
+def run_in_thread(function):
+    """``function()`` in a thread of its own (its own Django connections), its result or error
+    handed back."""
+    from django.db import connections
+
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = function()
+        except BaseException as exc:  # handed back to the test
+            result["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
 
 
 def forget_tenant_connections() -> None:

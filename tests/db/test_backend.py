@@ -18,7 +18,7 @@ from breaker_worker.db.errors import BreakerOpenError
 from breaker_worker.models import TenantDatabase
 from breaker_worker.sandbox import RedisServer, free_port
 from breaker_worker.store import RedisBreakerStore
-from tests.conftest import forget_tenant_connections, url
+from tests.conftest import forget_tenant_connections, run_in_thread, url
 
 pytestmark = pytest.mark.usefixtures("control_db")
 
@@ -39,25 +39,6 @@ def server_port(alias_name: str) -> int:
 
 def window(store, alias_name: str) -> Counts:
     return store.views([alias_name], time.time(), 10)[alias_name].counts
-
-
-def run_in_thread(function):
-    result: dict = {}
-
-    def target():
-        try:
-            result["value"] = function()
-        except BaseException as exc:  # handed back to the test
-            result["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(60)
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
 
 
 def test_every_query_outcome_is_recorded_exactly(alias, breaker, store):
@@ -171,57 +152,60 @@ def test_drop_in_transactions_savepoints_server_side_cursors_introspection(alias
     assert connection.vendor == "postgresql"
 
 
-def test_while_redis_is_away_queries_run_and_this_process_protects_itself(
-    breaker, store, seed_databases, caplog, monkeypatch
-):
-    """Redis stops mid-traffic: healthy queries see no error caused by the breaker, a failing
-    alias is still cut off locally, one line says so; all resumes when Redis is back."""
+@pytest.fixture
+def own_redis(breaker, monkeypatch):
+    """A Redis of this test's own, to stop, and this process's runtime on it: (runtime, server)."""
     from breaker_worker.db import runtime as runtime_module
 
+    server = RedisServer(free_port()).start()
+    breaker.stop()
+    runtime = runtime_module.BreakerRuntime(server.url, breaker.policy, sync_seconds=0.05)
+    monkeypatch.setattr(runtime_module, "_runtime", runtime)
+    forget_tenant_connections()
+    yield runtime, server
+    runtime.stop()
+    server.stop()
+
+
+def test_while_redis_is_away_queries_run_and_this_process_protects_itself(breaker, seed_databases, caplog, own_redis):
+    """Redis stops mid-traffic: healthy queries see no error caused by the breaker, a failing
+    alias is still cut off locally, one line says so; all resumes when Redis is back."""
+    cut_off, own = own_redis
     name = seed_databases["name"]
     services.register_alias("1-default", [url(seed_databases["b_port"], name)])  # lacks the table
     services.register_alias("2-default", [url(seed_databases["a_port"], name)])  # healthy
-    own = RedisServer(free_port()).start()
-    try:
-        breaker.stop()
-        cut_off = runtime_module.BreakerRuntime(own.url, breaker.policy, sync_seconds=0.05)
-        monkeypatch.setattr(runtime_module, "_runtime", cut_off)
-        forget_tenant_connections()
-        caplog.set_level(logging.WARNING, logger="breaker_worker.db.runtime")
+    caplog.set_level(logging.WARNING, logger="breaker_worker.db.runtime")
+    assert server_port("2-default") == seed_databases["a_port"]
+    own.stop()
+    time.sleep(0.5)  # ten sync attempts against the stopped Redis
+
+    for _ in range(100):
         assert server_port("2-default") == seed_databases["a_port"]
-        own.stop()
-        time.sleep(0.5)  # ten sync attempts against the stopped Redis
+    failures = 0
+    with pytest.raises(BreakerOpenError, match="opened in this process"):
+        for _ in range(breaker.policy.minimum_calls + 1):
+            try:
+                with connections["1-default"].cursor() as cursor:
+                    cursor.execute("SELECT * FROM test_app_users")
+            except ProgrammingError:
+                failures += 1
+    assert failures == breaker.policy.minimum_calls
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "this process judges its own queries" in errors[0].getMessage()
 
-        for _ in range(100):
-            assert server_port("2-default") == seed_databases["a_port"]
-        failures = 0
-        with pytest.raises(BreakerOpenError, match="opened in this process"):
-            for _ in range(breaker.policy.minimum_calls + 1):
-                try:
-                    with connections["1-default"].cursor() as cursor:
-                        cursor.execute("SELECT * FROM test_app_users")
-                except ProgrammingError:
-                    failures += 1
-        assert failures == breaker.policy.minimum_calls
-        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-        assert len(errors) == 1 and "this process judges its own queries" in errors[0].getMessage()
-
-        own.start()  # same port, empty: as after a Redis restart
-        deadline = time.monotonic() + 5
-        while cut_off._store_down and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not cut_off._store_down
-        assert any("reachable again" in r.getMessage() for r in caplog.records)
-        # The outcomes kept meanwhile reached Redis; the local verdict is gone.
-        counts = RedisBreakerStore.from_url(own.url).views(["1-default", "2-default"], time.time(), 3600)
-        assert counts["1-default"].counts.failures == breaker.policy.minimum_calls
-        assert counts["2-default"].counts.calls >= 100
-        with pytest.raises(ProgrammingError):
-            with connections["1-default"].cursor() as cursor:
-                cursor.execute("SELECT * FROM test_app_users")
-        cut_off.stop()
-    finally:
-        own.stop()
+    own.start()  # same port, empty: as after a Redis restart
+    deadline = time.monotonic() + 5
+    while cut_off._store_down and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not cut_off._store_down
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
+    # The outcomes kept meanwhile reached Redis; the local verdict is gone.
+    counts = RedisBreakerStore.from_url(own.url).views(["1-default", "2-default"], time.time(), 3600)
+    assert counts["1-default"].counts.failures == breaker.policy.minimum_calls
+    assert counts["2-default"].counts.calls >= 100
+    with pytest.raises(ProgrammingError):
+        with connections["1-default"].cursor() as cursor:
+            cursor.execute("SELECT * FROM test_app_users")
 
 
 def test_unknown_tenant_alias_is_not_a_connection(breaker):
@@ -428,41 +412,31 @@ def test_an_alias_protected_by_its_engine_alone_trips_fails_fast_and_closes(own_
 
 
 def test_while_redis_is_away_a_stale_open_lets_queries_through_but_an_operators_forced_open_stays(
-    breaker, store, seed_databases, monkeypatch
+    seed_databases, own_redis
 ):
-    from breaker_worker.db import runtime as runtime_module
-
+    away, own = own_redis
     name = seed_databases["name"]
     services.register_alias("1-default", [url(seed_databases["a_port"], name)])
     services.register_alias("2-default", [url(seed_databases["a_port"], name)])
-    own = RedisServer(free_port()).start()
-    try:
-        breaker.stop()
-        away = runtime_module.BreakerRuntime(own.url, breaker.policy, sync_seconds=0.05)
-        monkeypatch.setattr(runtime_module, "_runtime", away)
-        forget_tenant_connections()
-        own_store = RedisBreakerStore.from_url(own.url)
-        now = time.time()
-        own_store.transition("1-default", State.CLOSED, 0, State.FORCED_OPEN, now, "set by pat")
-        own_store.transition("2-default", State.CLOSED, 0, State.OPEN, now, "tripped", open_until=now + 60)
-        for alias_name in ("1-default", "2-default"):
-            away.target(alias_name)
-        away.sync()
-        for alias_name in ("1-default", "2-default"):
-            with pytest.raises(BreakerOpenError):
-                server_port(alias_name)
+    own_store = RedisBreakerStore.from_url(own.url)
+    now = time.time()
+    own_store.transition("1-default", State.CLOSED, 0, State.FORCED_OPEN, now, "set by pat")
+    own_store.transition("2-default", State.CLOSED, 0, State.OPEN, now, "tripped", open_until=now + 60)
+    for alias_name in ("1-default", "2-default"):
+        away.target(alias_name)
+    away.sync()
+    for alias_name in ("1-default", "2-default"):
+        with pytest.raises(BreakerOpenError):
+            server_port(alias_name)
 
-        own.stop()
-        deadline = time.monotonic() + 5
-        while not away._store_down and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert away._store_down
-        assert server_port("2-default") == seed_databases["a_port"]  # nobody could close it: let through
-        with pytest.raises(BreakerOpenError, match="set by pat"):
-            server_port("1-default")  # deliberate: stays
-        away.stop()
-    finally:
-        own.stop()
+    own.stop()
+    deadline = time.monotonic() + 5
+    while not away._store_down and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert away._store_down
+    assert server_port("2-default") == seed_databases["a_port"]  # nobody could close it: let through
+    with pytest.raises(BreakerOpenError, match="set by pat"):
+        server_port("1-default")  # deliberate: stays
 
 
 def test_a_sync_failure_that_is_not_redis_keeps_the_known_states_and_says_so_once(

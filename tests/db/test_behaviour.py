@@ -31,7 +31,7 @@ from breaker_worker.db.errors import BreakerOpenError
 from breaker_worker.models import BreakerEvent, BreakerPolicy, TenantDatabase
 from breaker_worker.sandbox import free_port
 from breaker_worker.selectors import breaker_statuses
-from tests.conftest import forget_tenant_connections, url
+from tests.conftest import forget_tenant_connections, run_in_thread, url
 
 pytestmark = pytest.mark.usefixtures("control_db")
 
@@ -135,25 +135,6 @@ def window(store, alias_name: str = ALIAS) -> Counts:
 def transitions(alias_name: str = ALIAS) -> list[tuple[str, str, int]]:
     rows = BreakerEvent.objects.filter(database__alias=alias_name, kind=BreakerEvent.Kind.TRANSITION)
     return [(e.from_state, e.to_state, e.epoch) for e in rows]
-
-
-def run_in_thread(function):
-    result: dict = {}
-
-    def target():
-        try:
-            result["value"] = function()
-        except BaseException as exc:  # handed back to the test
-            result["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(60)
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
 
 
 # --- (a) not enough data ---------------------------------------------------------------------

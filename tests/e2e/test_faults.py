@@ -36,6 +36,22 @@ def drain(pubsub, seconds: float = 2.0) -> list[dict]:
     return messages
 
 
+def restart_the_worker_and_see_the_failover_finish_once(system, busy, seed) -> list[dict]:
+    """A worker again: the redelivered failover completes, with one move and the whole cycle.
+    Returns what the busy client saw."""
+    system.start_celery("worker", "worker", "--concurrency", "2", "--without-mingle", "--without-gossip")
+    wait_until(
+        lambda: ("half_open", "closed") in system.transitions("1-default"), 90, "the redelivered failover to finish"
+    )
+    wait_until(lambda: system.status("1-default")["calls"] >= 10, 30, "traffic on the standby")
+    results = finish(busy)
+    assert [r["reason"] for r in system.history("1-default") if r["kind"] == "failover"] == [
+        f"moved from 127.0.0.1:{seed['b_port']} to 127.0.0.1:{seed['a_port']}"
+    ]
+    assert system.transitions("1-default") == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    return results
+
+
 def test_a_worker_killed_during_failover_completes_it_exactly_once_after_restart(make_system, seed_databases, tmp_path):
     marker = tmp_path / "failover-started"
     system = make_system(
@@ -57,17 +73,7 @@ def test_a_worker_killed_during_failover_completes_it_exactly_once_after_restart
     assert system.transitions("1-default") == [("closed", "open")]
     assert [r for r in system.history("1-default") if r["kind"] == "failover"] == []
 
-    system.start_celery("worker", "worker", "--concurrency", "2", "--without-mingle", "--without-gossip")
-    wait_until(
-        lambda: ("half_open", "closed") in system.transitions("1-default"), 90, "the redelivered failover to finish"
-    )
-    wait_until(lambda: system.status("1-default")["calls"] >= 10, 30, "traffic on the standby")
-    results = finish(busy)
-
-    assert [r["reason"] for r in system.history("1-default") if r["kind"] == "failover"] == [
-        f"moved from 127.0.0.1:{seed['b_port']} to 127.0.0.1:{seed['a_port']}"
-    ]
-    assert system.transitions("1-default") == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    results = restart_the_worker_and_see_the_failover_finish_once(system, busy, seed)
     assert system.status("1-default")["generation"] == 2
     assert count_hints(drain(hints), 2) == 1
     assert {r["port"] for r in results if r["ok"]} == {seed["a_port"]}
@@ -123,17 +129,7 @@ def test_a_worker_killed_after_the_failover_committed_finishes_it_without_a_seco
     assert (record.state.value, record.generation) == ("open", 1)
     assert system.transitions("1-default") == [("closed", "open")]
 
-    system.start_celery("worker", "worker", "--concurrency", "2", "--without-mingle", "--without-gossip")
-    wait_until(
-        lambda: ("half_open", "closed") in system.transitions("1-default"), 90, "the redelivered failover to finish"
-    )
-    wait_until(lambda: system.status("1-default")["calls"] >= 10, 30, "traffic on the standby")
-    results = finish(busy)
-
-    assert [r["reason"] for r in system.history("1-default") if r["kind"] == "failover"] == [
-        f"moved from 127.0.0.1:{seed['b_port']} to 127.0.0.1:{seed['a_port']}"
-    ]
-    assert system.transitions("1-default") == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    results = restart_the_worker_and_see_the_failover_finish_once(system, busy, seed)
     status = system.status("1-default")
     assert (status["state"], status["generation"], status["port"]) == ("closed", 2, seed["a_port"])
     assert store.states(["1-default"])["1-default"].generation == 2
