@@ -170,7 +170,7 @@ def register_alias(alias: str, urls: list[str], probe_sql: str | None = None) ->
         # Redis may hold keys of an earlier alias of that name (a control DB reset in
         # development, say), whose newer generation would make every outcome look stale.
         get_store().forget(alias)
-    announce_generation(database)
+    announce_generation(database.alias, database.generation)
     return database
 
 
@@ -178,11 +178,11 @@ def register_alias_if_absent(alias: str, urls: list[str], probe_sql: str | None 
     """As register_alias, but an alias that exists is left as it is (its active server,
     candidates and generation): for start-up scripts, which must not undo a failover. The
     input is validated either way. Returns the alias and whether it was created."""
-    _validated_registration(alias, urls, probe_sql)
     existing = TenantDatabase.objects.filter(alias=alias).first()
-    if existing is not None:
-        return existing, False
-    return register_alias(alias, urls, probe_sql), True
+    if existing is None:
+        return register_alias(alias, urls, probe_sql), True
+    _validated_registration(alias, urls, probe_sql)  # a typo must not wait for a fresh start to show
+    return existing, False
 
 
 def _validated_registration(alias: str, urls: list[str], probe_sql: str | None) -> tuple[int, list[CandidateSpec]]:
@@ -195,11 +195,11 @@ def _validated_registration(alias: str, urls: list[str], probe_sql: str | None) 
     return tenant_id, specs
 
 
-def announce_generation(database: TenantDatabase) -> None:
+def announce_generation(alias: str, generation: int) -> None:
     """Mirror the generation to Redis and hint every process to reconnect."""
     store = get_store()
-    store.advance_generation(database.alias, database.generation)
-    store.publish_pool_reset(database.alias, database.generation)
+    store.advance_generation(alias, generation)
+    store.publish_pool_reset(alias, generation)
 
 
 def candidates_edited(alias: str, created: bool, active_changed: bool) -> bool:
@@ -223,7 +223,7 @@ def announce_edit(alias: str, created: bool) -> None:
     """Tell Redis and every process of a committed edit (see candidates_edited)."""
     if created:
         get_store().forget(alias)  # as in register_alias: keys of an older alias of that name
-    announce_generation(TenantDatabase.objects.get(alias=alias))
+    announce_generation(alias, TenantDatabase.objects.get(alias=alias).generation)
 
 
 # --- transitions --------------------------------------------------------------------------
@@ -302,7 +302,12 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
     store = get_store()
     longest = max(p.window_seconds for p in [settings.BREAKER_POLICY, *_policy_book.known()])
     views, policies = views_with_policies(store.recent_aliases(now - longest), now)
-    _forget_unknown_tripped(views)
+    # Registered tripped aliases and the epoch whose failover ran: one query for both uses below.
+    tripped = [alias for alias, view in views.items() if view.state is not State.CLOSED]
+    failover_epochs = (
+        dict(TenantDatabase.objects.filter(alias__in=tripped).values_list("alias", "failover_epoch")) if tripped else {}
+    )
+    _forget_unknown_tripped(views, tripped, failover_epochs)
     decisions = {alias: decide(view, policies[alias], now) for alias, view in views.items()}
     if settings.BREAKER_FAILBACK_AFTER:
         _schedule_failback_checks(now)
@@ -310,7 +315,7 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
         reconcile_generations()
     guarded = _guard_against_mass_outage(views, decisions)
     if not guarded:
-        _resend_lost_failovers(views, decisions, now)
+        _resend_lost_failovers(views, decisions, failover_epochs, now)
     transitions = 0
     for view in views.values():
         decision = decisions[view.alias]
@@ -336,13 +341,9 @@ def evaluate_breakers(now: float | None = None) -> dict[str, int]:
     return {"evaluated": len(views), "transitions": transitions}
 
 
-def _forget_unknown_tripped(views: dict[str, BreakerView]) -> None:
+def _forget_unknown_tripped(views: dict[str, BreakerView], tripped: list[str], registered: dict[str, int]) -> None:
     """A tripped breaker of an alias neither registered nor configured with this ENGINE (its
     control DB was reset, the alias was removed) would be probed for ever: its Redis keys go."""
-    tripped = [alias for alias, view in views.items() if view.state is not State.CLOSED]
-    if not tripped:
-        return
-    registered = set(TenantDatabase.objects.filter(alias__in=tripped).values_list("alias", flat=True))
     for alias in tripped:
         if alias not in registered and not _configured(alias):
             logger.warning(
@@ -360,8 +361,7 @@ def reconcile_generations() -> list[str]:
     behind = [alias for alias, generation in generations.items() if known[alias].generation < generation]
     for alias in behind:
         logger.warning("alias %s: Redis did not know generation %s: announcing it", alias, generations[alias])
-        get_store().advance_generation(alias, generations[alias])
-        get_store().publish_pool_reset(alias, generations[alias])
+        announce_generation(alias, generations[alias])
     return behind
 
 
@@ -402,17 +402,15 @@ def _guard_against_mass_outage(views: dict, decisions: dict) -> bool:
     return False
 
 
-def _resend_lost_failovers(views: dict, decisions: dict, now: float) -> None:
+def _resend_lost_failovers(views: dict, decisions: dict, done: dict[str, int], now: float) -> None:
     """An open breaker whose failover never ran (its task was lost, or the guard held it back)
-    gets it again: the task is idempotent on the epoch, and a claim sends it once per retry."""
+    gets it again: the task is idempotent on the epoch (``done``: the epoch whose failover ran,
+    per registered alias), and a claim sends it once per retry."""
     waiting = {
         alias: view.epoch
         for alias, view in views.items()
         if view.state is State.OPEN and decisions[alias] is None and now - view.since > FAILOVER_RETRY_SECONDS
     }
-    if not waiting:
-        return
-    done = dict(TenantDatabase.objects.filter(alias__in=waiting).values_list("alias", "failover_epoch"))
     for alias, epoch in waiting.items():
         if alias not in done or done[alias] >= epoch:
             continue  # not registered (nothing to fail over to), or carried out
@@ -444,7 +442,7 @@ def fail_over(alias: str, epoch: int) -> dict[str, object]:
             store.annotate(alias, epoch, f"{record.reason}; no healthy candidate to fail over to")
         return {"alias": alias, "status": "no healthy candidate", "generation": database.generation}
     # Idempotent from here on: a retry after a crash repeats only what may be missing.
-    announce_generation(database)
+    announce_generation(database.alias, database.generation)
     transition(alias, State.OPEN, epoch, State.HALF_OPEN, f"failed over to {last.moved_to}", actor="failover")
     return {"alias": alias, "status": "moved", "to": last.moved_to, "generation": database.generation}
 
@@ -459,7 +457,7 @@ def fail_over_now(alias: str, actor: str) -> dict[str, object]:
     if not event.moved_to:
         return {"alias": alias, "status": "no healthy candidate", "generation": event.generation}
     database.refresh_from_db()
-    announce_generation(database)
+    announce_generation(database.alias, database.generation)
     record = get_store().states([alias])[alias]
     if record.state is State.OPEN:
         transition(alias, State.OPEN, record.epoch, State.HALF_OPEN, f"failed over to {event.moved_to}", actor=actor)
@@ -489,7 +487,7 @@ def check_failback(alias: str, now: float | None = None) -> dict[str, object]:
         return {"alias": alias, "status": "cooling down"}
     event = _save_failover(alias, preferred, actor="failback")
     database.refresh_from_db()
-    announce_generation(database)
+    announce_generation(database.alias, database.generation)
     return {"alias": alias, "status": "failed back", "to": event.moved_to, "generation": database.generation}
 
 

@@ -297,7 +297,7 @@ class BreakerRuntime:
         self.flush()
         if self._store_down and not self.sequential:
             self._end_local_protection()
-        aliases = sorted(self.watched | set(self.targets))
+        aliases = list(self.watched | self.targets.keys())
         records = self.store.states(aliases) if aliases else {}
         self._set_states(records)
         self._publish_local_transitions()  # after reading states: it compares-and-sets on them
