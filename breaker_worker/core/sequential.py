@@ -58,8 +58,8 @@ class SequentialBreaker:
         return None
 
     def on_result(self, counts: Counts, now: float, connecting: bool = False) -> LocalTransition | None:
-        """Account one call's outcome (``connecting``: a connection attempt); returns the
-        transition it caused, if any."""
+        """Account one call's outcome (``connecting``: a connection attempt), or a batch of
+        successes of a closed breaker; returns the transition it caused, if any."""
         if counts.calls and not counts.failures:
             self.connect_failures = 0
         elif connecting:
@@ -69,9 +69,11 @@ class SequentialBreaker:
                 self.trials_started -= 1  # an ignored outcome proves nothing: free its trial slot
             return None
         if self.state is CLOSED:
+            before = self.window.total_calls
             evicted = self.window.record(counts, now)
-            if not (counts.failures or counts.slow or evicted) and self.window.total_calls != self.policy.minimum_calls:
-                return None  # a success only lowers rates already judged: the common case, fast
+            reached_minimum = before < self.policy.minimum_calls <= self.window.total_calls
+            if not (counts.failures or counts.slow or evicted or reached_minimum):
+                return None  # successes only lower rates already judged: the common case, fast
             reason = trip_reason(self.window.counts(now), self.policy, self.connect_failures)
             if reason is not None:
                 return self._move(OPEN, reason, now)

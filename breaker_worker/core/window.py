@@ -8,8 +8,9 @@ and reading cost O(1) amortised and memory is O(window_seconds), whatever the ca
 
 The count-based window (``CountWindow``) holds the last N calls, none older than
 ``window_seconds`` (as the aggregator's): a queue of (second, counts) with a running total;
-recording a call subtracts the call it pushes out, reading first drops calls that aged out of
-the window; O(1) amortised per call, O(N) memory.
+recording subtracts the calls it pushes out, reading first drops calls that aged out of the
+window; O(1) amortised per call, O(N) memory. A batch of successes counted together is one
+entry.
 
 The aggregator keeps the same buckets in Redis (one hash field per second and counter);
 ``counts_from_buckets`` sums those for the evaluator with the same rule for what is inside
@@ -104,7 +105,8 @@ def make_window(window_seconds: int, window_calls: int) -> TimeWindow | CountWin
 
 class CountWindow:
     """The in-process window of the last N calls, none older than ``window_seconds``; not
-    thread-safe (callers hold a lock)."""
+    thread-safe (callers hold a lock). An entry may hold a batch of calls (successes counted
+    together): the oldest batch loses calls one by one as newer calls push it out."""
 
     def __init__(self, size: int, window_seconds: int) -> None:
         self.size = size
@@ -117,15 +119,25 @@ class CountWindow:
         return self._total.calls
 
     def record(self, counts: Counts, now: float) -> bool:
-        """Add one call's counts. True when older calls left the window by age: the rates may
-        have risen (a call pushed out by count never raises a rate this call does not)."""
+        """Add the counts of one call, or of a batch of calls. True when older calls left the
+        window by age: the rates may have risen (calls pushed out by count never raise a rate
+        that the calls pushing them out do not)."""
         if counts.calls == 0:
             return False
         aged = self._drop_older_than(int(now))
-        if len(self._calls) == self.size:
-            self._total = self._total - self._calls.popleft()[1]
         self._calls.append((int(now), counts))
         self._total = self._total + counts
+        excess = self._total.calls - self.size
+        while excess > 0:
+            second, oldest = self._calls[0]
+            if oldest.calls <= excess:
+                self._calls.popleft()
+                leaving = oldest
+            else:  # part of a batch leaves: its share of failures and slow calls goes with it
+                leaving = Counts(excess, oldest.failures * excess // oldest.calls, oldest.slow * excess // oldest.calls)
+                self._calls[0] = (second, oldest - leaving)
+            self._total = self._total - leaving
+            excess -= leaving.calls
         return aged
 
     def counts(self, now: float) -> Counts:

@@ -117,3 +117,18 @@ def test_the_success_that_reaches_minimum_calls_can_open():
         assert b.on_result(result, 100.0) is None
     transition = b.on_result(OK, 100.0)  # 3 of 4 failed: judged for the first time now
     assert (transition.to_state, transition.reason) == (State.OPEN, "failure rate 75% >= 50% (3 of 4 calls in 10s)")
+
+
+def test_a_batch_of_successes_that_crosses_minimum_calls_is_judged():
+    b = SequentialBreaker("1-default", Policy(window_seconds=10, minimum_calls=10, failure_rate=50))
+    for _ in range(6):
+        assert b.on_result(FAIL, 100.0) is None  # below minimum_calls: not judged yet
+    transition = b.on_result(Counts(5, 0, 0), 100.0)  # 11 calls: 6 of them failed
+    assert (transition.to_state, transition.reason) == (State.OPEN, "failure rate 55% >= 50% (6 of 11 calls in 10s)")
+
+
+def test_a_batch_of_successes_past_minimum_calls_is_not_judged_again():
+    b = SequentialBreaker("1-default", Policy(window_seconds=10, minimum_calls=4, failure_rate=50))
+    for result in (OK, OK, OK, FAIL, Counts(100, 0, 0)):
+        assert b.on_result(result, 100.0) is None
+    assert b.window.counts(100.0) == Counts(104, 1, 0)

@@ -208,6 +208,19 @@ def test_count_window_keeps_exactly_the_last_n_calls():
     assert window.counts(0) == Counts()
 
 
+def test_count_window_takes_a_batch_of_successes_and_pushes_it_out_call_by_call():
+    window = CountWindow(10, window_seconds=60)
+    window.record(FAIL, now=0)
+    window.record(Counts(6, 0, 0), now=1)  # six quick successes counted together
+    assert window.counts(1) == Counts(7, 1, 0)
+    window.record(Counts(1, 1, 1), now=2)
+    window.record(Counts(4, 0, 0), now=3)  # 12 calls: the FAIL and one of the six leave
+    assert window.counts(3) == Counts(10, 1, 1)
+    window.record(Counts(25, 0, 0), now=4)  # more than the window holds: only its last 10 stay
+    assert window.counts(4) == Counts(10, 0, 0)
+    assert window.total_calls == 10
+
+
 def test_count_window_holds_no_call_older_than_window_seconds():
     window = CountWindow(10, window_seconds=5)
     for _ in range(9):
