@@ -1,7 +1,12 @@
 """The breaker of one process: records outcomes, knows targets and states, syncs with Redis.
 
-The query path only touches memory: it appends one tuple to a deque. In sequential mode
-it also drives a SequentialBreaker per alias, so this process opens (and rejects) inline
+The query path only touches memory. A quick success (the common call) adds one to its
+connection's SuccessCounter, which only that connection's thread writes and the sync thread
+reads as a difference, so counting needs neither a lock nor an allocation. Any other outcome
+(a failure, a slow call, a failed connect) appends one tuple to a deque. Each alias's
+AliasGate tells the query path, in two attributes, whether its calls must be checked for
+rejection and below what duration a success is only counted. In sequential mode the runtime
+also drives a SequentialBreaker per alias, so this process opens (and rejects) inline
 without waiting for the evaluator; the sync thread then publishes that transition through
 the same service as the evaluator (history row, failover task) and adopts whatever the
 shared state has moved on to since. A background thread
@@ -24,6 +29,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 
 from django.conf import settings
 from django.db import DatabaseError, connections
@@ -45,8 +51,8 @@ logger = logging.getLogger(__name__)
 
 # Enum members looked up once: on Python 3.11 each State.X / Outcome.X costs ~90 ns, and the
 # query path would pay it several times per call.
-SUCCESS, FAILURE, SLOW, IGNORED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.SLOW, Outcome.IGNORED
-CLOSED, DISABLED = State.CLOSED, State.DISABLED
+FAILURE, SLOW, IGNORED = Outcome.FAILURE, Outcome.SLOW, Outcome.IGNORED
+CLOSED = State.CLOSED
 
 # Shared half-open admits only the prober's probe queries (one prober per alias, by lease), so
 # trial calls are bounded across all processes; application queries wait for the probes to
@@ -58,6 +64,43 @@ OPERATOR_STATES = frozenset({State.FORCED_OPEN, State.DISABLED})
 ONE_CALL = ((Counts(1, 0, 0), Counts(1, 0, 1)), (Counts(1, 1, 0), Counts(1, 1, 1)))
 
 UNKNOWN_ALIAS_RECHECK = 5.0  # seconds before asking the control DB again about an unknown alias
+
+
+class AliasGate:
+    """What the query path needs to know about one alias, kept current by the runtime."""
+
+    __slots__ = ("check", "quick_below")
+
+    def __init__(self, quick_below: float) -> None:
+        self.check = False  # its calls may be rejected: ask reject_if_open
+        # A success faster than this is only counted. 0 while this process judges the alias
+        # call by call (its own breaker is not closed): every outcome goes through record().
+        self.quick_below = quick_below
+
+
+class SuccessCounter:
+    """The quick successes of one connection on one generation. Only the connection's thread
+    adds to ``successes``; the runtime reads it as the difference from what it read last (one
+    mark per reader), so nothing is lost and nobody waits for a lock. Django gives each thread
+    its own connection; a connection shared between threads by hand (``inc_thread_sharing``)
+    could lose a count when two of them finish a query at the same instant."""
+
+    __slots__ = ("alias", "generation", "gate", "successes", "flushed", "judged", "retired", "_owner")
+
+    def __init__(self, alias: str, generation: int, gate: AliasGate, owner: object) -> None:
+        self.alias = alias
+        self.generation = generation
+        self.gate = gate
+        self.successes = 0
+        self.flushed = 0  # read by flush (under the flush lock) into the tallies for Redis
+        self.judged = 0  # read by this process's own breakers (under the runtime lock)
+        self.retired = False  # its connection moved on to a new counter
+        self._owner = weakref.ref(owner)
+
+    @property
+    def finished(self) -> bool:
+        """No more successes will come: the connection moved on or is gone."""
+        return self.retired or self._owner() is None
 
 
 class Tally:
@@ -84,6 +127,17 @@ class Tally:
             self.connect_failures = 0
         if slow:
             counts[2] += 1
+
+    def add_successes(self, second: int, successes: int) -> None:
+        """Quick successes, read from the counters after the deque's outcomes: taken as the
+        newest calls, they end this flush's streak of failed connects (a streak that went on
+        after them shows again at the next flush)."""
+        counts = self.buckets.get(second)
+        if counts is None:
+            counts = self.buckets[second] = [0, 0, 0]
+        counts[0] += successes
+        self.succeeded = True
+        self.connect_failures = 0
 
     def merge_older(self, older: Tally, oldest_second: int) -> None:
         """Fold in a tally gathered before this one (a flush that failed)."""
@@ -116,14 +170,17 @@ class BreakerRuntime:
         self._disabled: set[str] = set()
         self._unregistered: dict[str, float] = {}  # alias -> when the control DB said "unknown"
         self.local: dict[str, SequentialBreaker] = {}  # sequential mode, or while Redis is away
-        self.watched: set[str] = set()  # every alias this process has a protected connection for
+        # Every alias this process has a protected connection for, and its gate.
+        self.gates: dict[str, AliasGate] = {}
+        self._counters: list[SuccessCounter] = []
         self._after_fork()
 
     def _after_fork(self) -> None:
         """Fresh per-process parts: threads and sockets do not survive fork."""
         self._lock = threading.Lock()
         self._outcomes: collections.deque = collections.deque()  # recorded, not yet counted
-        self._local_outcomes: collections.deque = collections.deque()  # not yet fed to self.local
+        for counter in self._counters:  # the parent counted these: only what comes now is ours
+            counter.flushed = counter.judged = counter.successes
         self._flush_lock = threading.Lock()  # flushes come from the sync thread, tests, exit
         self._pending: dict[tuple[str, int], Tally] = {}  # (alias, generation) -> counted outcomes
         self._local_transitions: list[LocalTransition] = []
@@ -150,14 +207,29 @@ class BreakerRuntime:
                 self._unregistered[alias] = time.monotonic()
             else:
                 target = self.targets.setdefault(alias, target)
+                with self._lock:
+                    self._refresh_gates([alias])  # its own policy's slow-call duration
         if self._thread is None and self.enabled:
             self._ensure_sync_thread()
         return target
 
-    def watch(self, alias: str) -> None:
+    def watch(self, alias: str) -> AliasGate:
         """Follow this alias's shared state: this process has a protected connection for it (a
         tenant alias, or an alias of the project's own settings with this ENGINE)."""
-        self.watched.add(alias)
+        gate = self.gates.get(alias)
+        if gate is None:
+            gate = self.gates.setdefault(alias, AliasGate(self.policy_of(alias).slow_call_seconds))
+            with self._lock:
+                self._refresh_gates([alias])
+        return gate
+
+    def counter(self, alias: str, generation: int, owner: object) -> SuccessCounter:
+        """A new success counter for a connection (``owner``) that now reaches ``generation``."""
+        counter = SuccessCounter(alias, generation, self.watch(alias), owner)
+        if self.enabled:  # a disabled runtime never flushes: nothing would read or forget it
+            with self._lock:
+                self._counters.append(counter)
+        return counter
 
     def policy_of(self, alias: str) -> Policy:
         """The alias's own policy once its target is loaded, else the default."""
@@ -181,21 +253,17 @@ class BreakerRuntime:
                 raise BreakerOpenError(alias, retry_after, "opened in this process")
 
     def record(self, alias: str, generation: int, outcome: Outcome, duration: float, connecting: bool = False) -> None:
+        """An outcome that is not a quick success (those go to a SuccessCounter)."""
         if outcome is IGNORED:
             return
         # One append to a deque (thread-safe, no lock): the sync thread does the counting.
-        entry = (alias, generation, time.time(), outcome, duration, connecting)
-        self._outcomes.append(entry)
+        now = time.time()
+        self._outcomes.append((alias, generation, now, outcome, duration, connecting))
         if self.sequential or self._store_down:
-            self._local_outcomes.append(entry)
-            # A quick success on a closed breaker cannot open it (it lowers the rates), so it
-            # waits for the next call that can, or for the sync thread: the common call costs
-            # one more append instead of a state machine step under the lock.
-            local = self.local.get(alias)
-            quick_success = outcome is SUCCESS and local is not None and duration < local.policy.slow_call_seconds
-            if not quick_success or local.state is not CLOSED:
-                with self._lock:
-                    self._drive_local_outcomes()
+            slow = outcome is SLOW or duration >= self.policy_of(alias).slow_call_seconds
+            with self._lock:
+                self._judge_successes(now)  # the quick ones first: they came before this call
+                self._drive_local(alias, generation, ONE_CALL[outcome is FAILURE][slow], now, connecting)
         if self._thread is None:
             self._ensure_sync_thread()
 
@@ -204,13 +272,17 @@ class BreakerRuntime:
     ) -> None:
         self.record(alias, generation, classify(exc), duration, connecting)
 
-    def _drive_local_outcomes(self) -> None:
-        """Under the lock: feed this process's breakers every outcome recorded since the last
-        time, in order."""
-        while self._local_outcomes:
-            alias, generation, now, outcome, duration, connecting = self._local_outcomes.popleft()
-            slow = outcome is SLOW or duration >= self.policy_of(alias).slow_call_seconds
-            self._drive_local(alias, generation, ONE_CALL[outcome is FAILURE][slow], now, connecting)
+    def _judge_successes(self, now: float) -> None:
+        """Under the lock: feed this process's closed breakers the quick successes counted
+        since the last time, as one batch per connection. A breaker that is not closed takes
+        each call's outcome through record(); a success counted while it tripped is dropped."""
+        for counter in self._counters:
+            fresh = counter.successes - counter.judged
+            if fresh:
+                counter.judged += fresh
+                local = self.local.get(counter.alias)
+                if local is None or local.state is CLOSED:
+                    self._drive_local(counter.alias, counter.generation, Counts(fresh, 0, 0), now, False)
 
     def _drive_local(self, alias: str, generation: int, counts: Counts, now: float, connecting: bool) -> None:
         """Sequential mode, or while Redis is away; under the lock: per-call evaluation of this
@@ -225,6 +297,7 @@ class BreakerRuntime:
             local = self.local[alias] = SequentialBreaker(alias, self.policy_of(alias))
         transition = local.on_result(counts, now, connecting)
         if transition is not None:
+            self._refresh_gates([alias])
             logger.warning(
                 "breaker %s: %s -> %s in process %s (%s)",
                 alias,
@@ -291,13 +364,13 @@ class BreakerRuntime:
     def sync(self) -> None:
         """Flush gathered outcomes, publish local transitions, then refresh states and targets.
         Raises StoreUnavailableError."""
-        if self._local_outcomes:
+        if self.sequential or self._store_down:
             with self._lock:
-                self._drive_local_outcomes()
+                self._judge_successes(time.time())
         self.flush()
         if self._store_down and not self.sequential:
             self._end_local_protection()
-        aliases = list(self.watched | self.targets.keys())
+        aliases = list(self.gates.keys() | self.targets.keys())
         records = self.store.states(aliases) if aliases else {}
         self._set_states(records)
         self._publish_local_transitions()  # after reading states: it compares-and-sets on them
@@ -319,8 +392,8 @@ class BreakerRuntime:
         """Redis is back: the evaluator judges the outcomes kept meanwhile; local verdicts go."""
         with self._lock:
             self.local.clear()
-            self._local_outcomes.clear()
             self._local_transitions.clear()
+            self._refresh_gates(list(self.gates))
 
     def _publish_local_transitions(self) -> None:
         """Apply this process's own transitions to the shared state, as the evaluator would."""
@@ -362,6 +435,7 @@ class BreakerRuntime:
             local = self.local.get(alias)
             if local is not None and record.state in (State.CLOSED, State.OPEN, State.HALF_OPEN):
                 local.adopt(record.state, record.open_until)
+                self._refresh_gates([alias])
 
     def _count_outcomes(self) -> None:
         """Move recorded outcomes from the deque into per-alias tallies."""
@@ -370,15 +444,38 @@ class BreakerRuntime:
                 alias, generation, now, outcome, duration, connecting = self._outcomes.popleft()
             except IndexError:
                 return
-            tally = self._pending.get((alias, generation))
-            if tally is None:
-                tally = self._pending[(alias, generation)] = Tally()
             slow = outcome is SLOW or duration >= self.policy_of(alias).slow_call_seconds
-            tally.add(int(now), outcome is FAILURE, slow, connecting)
+            self._tally(alias, generation).add(int(now), outcome is FAILURE, slow, connecting)
+
+    def _count_successes(self, second: int) -> None:
+        """Move the quick successes counted since the last flush into the tallies, and forget
+        the counters of connections that are gone once everything they counted is read."""
+        finished = []
+        for counter in list(self._counters):
+            done = counter.finished  # before reading: a success it still adds is read next time
+            fresh = counter.successes - counter.flushed
+            if fresh:
+                counter.flushed += fresh
+                self._tally(counter.alias, counter.generation).add_successes(second, fresh)
+            if done:
+                finished.append(counter)
+        if finished:
+            with self._lock:
+                if self.sequential or self._store_down:
+                    self._judge_successes(second)  # this process's breakers read them first
+                gone = {id(counter) for counter in finished}
+                self._counters = [counter for counter in self._counters if id(counter) not in gone]
+
+    def _tally(self, alias: str, generation: int) -> Tally:
+        tally = self._pending.get((alias, generation))
+        if tally is None:
+            tally = self._pending[(alias, generation)] = Tally()
+        return tally
 
     def flush(self) -> None:
         with self._flush_lock:
             self._count_outcomes()
+            self._count_successes(int(time.time()))
             pending, self._pending = self._pending, {}
         if not pending:
             return
@@ -415,6 +512,7 @@ class BreakerRuntime:
             with self._lock:
                 if alias in self.local:
                     self.local[alias] = SequentialBreaker(alias, new.policy)
+                self._refresh_gates([alias])
             logger.warning("alias %s: policy changed", alias)
 
     def _reload_target(self, alias: str, old: Target) -> None:
@@ -425,6 +523,8 @@ class BreakerRuntime:
             return
         if new is not None and new.generation > old.generation:
             self.targets[alias] = new  # one assignment: threads see the old or the new snapshot
+            with self._lock:
+                self._refresh_gates([alias])  # the new policy, if it changed too
             logger.warning(
                 "alias %s: generation %s -> %s, connections move from %s to %s",
                 alias,
@@ -435,11 +535,29 @@ class BreakerRuntime:
             )
 
     def _set_states(self, records: dict[str, StateRecord]) -> None:
-        # The query path looks aliases up in these two small maps (one assignment each), not
-        # in the records: a lookup that misses is the cheapest check there is.
+        # reject_if_open looks aliases up in these two small maps (one assignment each), not in
+        # the records; the query path asks it only when the alias's gate says so.
+        rejecting = {alias for alias, r in records.items() if r.state in SHARED_REJECTING}
+        changed = list(rejecting.symmetric_difference(self._rejected))
         self.states = records
-        self._rejected = {alias: r for alias, r in records.items() if r.state in SHARED_REJECTING}
+        self._rejected = {alias: records[alias] for alias in rejecting}
         self._disabled = {alias for alias, r in records.items() if r.state is State.DISABLED}
+        if changed:
+            with self._lock:
+                self._refresh_gates(changed)
+
+    def _refresh_gates(self, aliases: list[str]) -> None:
+        """Under the lock, after a change of shared state, of this process's own breakers or of
+        a policy."""
+        judging_locally = self.sequential or self._store_down
+        for alias in aliases:
+            gate = self.gates.get(alias)
+            if gate is None:
+                continue
+            local = self.local.get(alias) if judging_locally else None
+            locally_closed = local is None or local.state is CLOSED
+            gate.quick_below = self.policy_of(alias).slow_call_seconds if locally_closed else 0.0
+            gate.check = alias in self._rejected or not locally_closed
 
     def _fail_open(self, exc: Exception) -> None:
         # A stale shared "open" must not keep rejecting queries while nobody can close it; this
@@ -447,7 +565,10 @@ class BreakerRuntime:
         # disabled was deliberate: it stays.
         self._set_states({a: r for a, r in self.states.items() if r.state in OPERATOR_STATES})
         if not self._store_down:
-            self._store_down = True
+            with self._lock:  # this process's breakers start from now: earlier successes are judged
+                for counter in self._counters:
+                    counter.judged = counter.successes
+                self._store_down = True
             logger.error(
                 "breaker store %s unreachable (%s): this process judges its own queries until it returns",
                 self._safe_url(),

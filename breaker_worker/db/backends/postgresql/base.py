@@ -2,7 +2,8 @@
 
 Each connection records its queries and failed connects, rejects queries while its alias's
 breaker is open, connects to the active candidate of the newest generation it knows, and drops
-a connection of an older generation at the next safe point (outside atomic blocks).
+a connection of an older generation at the next safe point (outside atomic blocks). A quick
+success only adds one to the connection's own counter (see runtime.SuccessCounter).
 
 Queries are timed by the cursor wrapper's ``_execute`` rather than by an entry in
 ``execute_wrappers``: a wrapper entry makes Django build a partial per query (about 2 µs, 2 %
@@ -28,8 +29,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.breaker = get_runtime()
-        self.breaker.watch(self.alias)
-        self.breaker_generation = 0  # generation of the target the current connection reached
+        self.breaker_gate = self.breaker.watch(self.alias)
+        # The generation of the target the current connection reached, and its quick successes.
+        self.breaker_counter = self.breaker.counter(self.alias, 0, self)
 
     def get_connection_params(self):
         params = super().get_connection_params()
@@ -37,7 +39,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         target = self.breaker.target(self.alias)
         if target is not None:
             params.update(target.connection_params())
-            self.breaker_generation = target.generation
+        generation = target.generation if target is not None else 0
+        if generation != self.breaker_counter.generation:
+            self.breaker_counter.retired = True
+            self.breaker_counter = self.breaker.counter(self.alias, generation, self)
         return params
 
     def connect(self):
@@ -50,7 +55,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         except Exception as exc:
             # A failed connect never reaches execute_wrapper: count it here.
             duration = time.perf_counter() - started
-            self.breaker.record_error(self.alias, self.breaker_generation, exc, duration, connecting=True)
+            self.breaker.record_error(self.alias, self.breaker_counter.generation, exc, duration, connecting=True)
             raise
 
     def ensure_connection(self):
@@ -71,7 +76,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.connection is None or self.in_atomic_block or not self.autocommit:
             return False
         target = self.breaker.targets.get(self.alias)
-        if not self.connection.closed and (target is None or target.generation == self.breaker_generation):
+        if not self.connection.closed and (target is None or target.generation == self.breaker_counter.generation):
             return False
         try:
             self.close()
@@ -80,7 +85,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return True
 
     def _cursor(self, name=None):
-        if self.breaker.enabled:
+        if self.breaker.enabled and self.breaker_gate.check:
             self.breaker.reject_if_open(self.alias)
         return super()._cursor(name)
 
@@ -93,27 +98,34 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return super().make_debug_cursor(cursor)
 
 
-class RecordingCursor:
-    """Times each execute on the database and records its outcome, tagged with the generation
-    of the server the connection reached."""
+def _recorded(execute):
+    """``execute``, timed on the database, its outcome recorded with the generation of the
+    server the connection reached. Made once per method: one frame per query, not two."""
 
-    def _execute(self, sql, params, *ignored_wrapper_args):
-        return self._recorded(CursorWrapper._execute, sql, params)
-
-    def _executemany(self, sql, param_list, *ignored_wrapper_args):
-        return self._recorded(CursorWrapper._executemany, sql, param_list)
-
-    def _recorded(self, execute, sql, params):
+    def recorded(self, sql, params, *ignored_wrapper_args):
         db = self.db
-        generation = db.breaker_generation
+        counter = db.breaker_counter
         started = perf_counter()
         try:
             result = execute(self, sql, params)
         except Exception as exc:
-            db.breaker.record_error(db.alias, generation, exc, perf_counter() - started)
+            db.breaker.record_error(db.alias, counter.generation, exc, perf_counter() - started)
             raise
-        db.breaker.record(db.alias, generation, SUCCESS, perf_counter() - started)
+        duration = perf_counter() - started
+        if duration < counter.gate.quick_below:
+            counter.successes += 1  # the common call: this connection's thread is the only writer
+        else:
+            db.breaker.record(db.alias, counter.generation, SUCCESS, duration)
         return result
+
+    return recorded
+
+
+class RecordingCursor:
+    """Times each execute on the database and records its outcome."""
+
+    _execute = _recorded(CursorWrapper._execute)
+    _executemany = _recorded(CursorWrapper._executemany)
 
 
 class RecordingCursorWrapper(RecordingCursor, CursorWrapper):
