@@ -70,8 +70,17 @@ class SequentialBreaker:
             return None
         if self.state is CLOSED:
             before = self.window.total_calls
+            minimum = self.policy.minimum_calls
+            if before < minimum < before + counts.calls and not (counts.failures or counts.slow):
+                # Successes counted together that cross minimum_calls: judged at the call that
+                # reaches it, as one by one; the calls after it can only lower the rates.
+                reaching = Counts(minimum - before, 0, 0)
+                transition = self.on_result(reaching, now)
+                if transition is not None:
+                    return transition
+                counts, before = counts - reaching, self.window.total_calls
             evicted = self.window.record(counts, now)
-            reached_minimum = before < self.policy.minimum_calls <= self.window.total_calls
+            reached_minimum = before < minimum <= self.window.total_calls
             if not (counts.failures or counts.slow or evicted or reached_minimum):
                 return None  # successes only lower rates already judged: the common case, fast
             reason = trip_reason(self.window.counts(now), self.policy, self.connect_failures)

@@ -119,12 +119,20 @@ def test_the_success_that_reaches_minimum_calls_can_open():
     assert (transition.to_state, transition.reason) == (State.OPEN, "failure rate 75% >= 50% (3 of 4 calls in 10s)")
 
 
-def test_a_batch_of_successes_that_crosses_minimum_calls_is_judged():
+def test_a_batch_of_successes_that_crosses_minimum_calls_is_judged_at_the_call_that_reaches_it():
     b = SequentialBreaker("1-default", Policy(window_seconds=10, minimum_calls=10, failure_rate=50))
-    for _ in range(6):
+    for _ in range(5):
         assert b.on_result(FAIL, 100.0) is None  # below minimum_calls: not judged yet
-    transition = b.on_result(Counts(5, 0, 0), 100.0)  # 11 calls: 6 of them failed
-    assert (transition.to_state, transition.reason) == (State.OPEN, "failure rate 55% >= 50% (6 of 11 calls in 10s)")
+    transition = b.on_result(Counts(100, 0, 0), 100.0)  # as one by one: 5 of 10 at the 10th call
+    assert (transition.to_state, transition.reason) == (State.OPEN, "failure rate 50% >= 50% (5 of 10 calls in 10s)")
+
+
+def test_a_batch_of_successes_that_crosses_minimum_calls_below_the_threshold_is_all_counted():
+    b = SequentialBreaker("1-default", Policy(window_seconds=10, minimum_calls=10, failure_rate=50))
+    for _ in range(4):
+        assert b.on_result(FAIL, 100.0) is None
+    assert b.on_result(Counts(100, 0, 0), 100.0) is None  # 4 of 10 at the 10th call: stays closed
+    assert b.window.counts(100.0) == Counts(104, 4, 0)
 
 
 def test_a_batch_of_successes_past_minimum_calls_is_not_judged_again():
