@@ -304,7 +304,7 @@ def main() -> None:
         started = time.monotonic()
         for index in range(args.rounds):
             shuffle(compared)
-            for name in [*compared, "pybreaker"]:
+            for name in [*compared, *(["pybreaker"] if "pybreaker" in children else [])]:
                 process = children[name]
                 process.stdin.write(f"run {args.queries} {index}\n")
                 process.stdin.flush()

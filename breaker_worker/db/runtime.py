@@ -6,7 +6,8 @@ reads as a difference, so counting needs neither a lock nor an allocation. Any o
 (a failure, a slow call, a failed connect) appends one tuple to a deque. Each alias's
 AliasGate tells the query path, in two attributes, whether its calls must be checked for
 rejection and below what duration a success is only counted. In sequential mode the runtime
-also drives a SequentialBreaker per alias, so this process opens (and rejects) inline
+also drives a SequentialBreaker per alias (under its lock, for every outcome but a quick
+success on a closed breaker), so this process opens (and rejects) inline
 without waiting for the evaluator; the sync thread then publishes that transition through
 the same service as the evaluator (history row, failover task) and adopts whatever the
 shared state has moved on to since. A background thread
@@ -67,15 +68,17 @@ UNKNOWN_ALIAS_RECHECK = 5.0  # seconds before asking the control DB again about 
 
 
 class AliasGate:
-    """What the query path needs to know about one alias, kept current by the runtime."""
+    """One alias in this process: the two things its query path reads, kept current by the
+    runtime under its lock, and the success counters of its connections."""
 
-    __slots__ = ("check", "quick_below")
+    __slots__ = ("check", "quick_below", "counters")
 
-    def __init__(self, quick_below: float) -> None:
+    def __init__(self) -> None:
         self.check = False  # its calls may be rejected: ask reject_if_open
         # A success faster than this is only counted. 0 while this process judges the alias
         # call by call (its own breaker is not closed): every outcome goes through record().
-        self.quick_below = quick_below
+        self.quick_below = 0.0
+        self.counters: list[SuccessCounter] = []  # changed under the runtime lock
 
 
 class SuccessCounter:
@@ -129,9 +132,9 @@ class Tally:
             counts[2] += 1
 
     def add_successes(self, second: int, successes: int) -> None:
-        """Quick successes, read from the counters after the deque's outcomes: taken as the
-        newest calls, they end this flush's streak of failed connects (a streak that went on
-        after them shows again at the next flush)."""
+        """Quick successes, read from the counters after the deque's outcomes and taken as newer
+        than them: they end the streak of failed connects. (A failed connect first has the
+        successes before it tallied: see BreakerRuntime.record.)"""
         counts = self.buckets.get(second)
         if counts is None:
             counts = self.buckets[second] = [0, 0, 0]
@@ -172,14 +175,13 @@ class BreakerRuntime:
         self.local: dict[str, SequentialBreaker] = {}  # sequential mode, or while Redis is away
         # Every alias this process has a protected connection for, and its gate.
         self.gates: dict[str, AliasGate] = {}
-        self._counters: list[SuccessCounter] = []
         self._after_fork()
 
     def _after_fork(self) -> None:
         """Fresh per-process parts: threads and sockets do not survive fork."""
         self._lock = threading.Lock()
         self._outcomes: collections.deque = collections.deque()  # recorded, not yet counted
-        for counter in self._counters:  # the parent counted these: only what comes now is ours
+        for counter in self._all_counters():  # the parent counted these: only what comes now is ours
             counter.flushed = counter.judged = counter.successes
         self._flush_lock = threading.Lock()  # flushes come from the sync thread, tests, exit
         self._pending: dict[tuple[str, int], Tally] = {}  # (alias, generation) -> counted outcomes
@@ -192,6 +194,9 @@ class BreakerRuntime:
         self._store_down = False
         self._sync_failing = False
         self.store = RedisBreakerStore.from_url(self.redis_url, timeout=1.0, retries=0)
+        if not self.sequential:
+            self.local.clear()  # a parent's verdicts while its Redis was away
+        self._refresh_gates(list(self.gates))  # no other thread exists yet
 
     # --- query path: memory only -------------------------------------------------------
 
@@ -218,18 +223,27 @@ class BreakerRuntime:
         tenant alias, or an alias of the project's own settings with this ENGINE)."""
         gate = self.gates.get(alias)
         if gate is None:
-            gate = self.gates.setdefault(alias, AliasGate(self.policy_of(alias).slow_call_seconds))
-            with self._lock:
-                self._refresh_gates([alias])
+            with self._lock:  # filled in before anyone else can see it
+                gate = self.gates.get(alias)
+                if gate is None:
+                    gate = AliasGate()
+                    self._refresh_gate(alias, gate)
+                    self.gates[alias] = gate
         return gate
 
     def counter(self, alias: str, generation: int, owner: object) -> SuccessCounter:
         """A new success counter for a connection (``owner``) that now reaches ``generation``."""
-        counter = SuccessCounter(alias, generation, self.watch(alias), owner)
-        if self.enabled:  # a disabled runtime never flushes: nothing would read or forget it
+        gate = self.watch(alias)
+        counter = SuccessCounter(alias, generation, gate, owner)
+        # ``enabled`` is fixed when the process starts (the benchmark only switches it off for
+        # a while); a disabled runtime never flushes: nothing would read or forget the counter.
+        if self.enabled:
             with self._lock:
-                self._counters.append(counter)
+                gate.counters.append(counter)
         return counter
+
+    def _all_counters(self) -> list[SuccessCounter]:
+        return [counter for gate in list(self.gates.values()) for counter in gate.counters]
 
     def policy_of(self, alias: str) -> Policy:
         """The alias's own policy once its target is loaded, else the default."""
@@ -256,13 +270,19 @@ class BreakerRuntime:
         """An outcome that is not a quick success (those go to a SuccessCounter)."""
         if outcome is IGNORED:
             return
-        # One append to a deque (thread-safe, no lock): the sync thread does the counting.
         now = time.time()
+        if connecting:
+            # The successes counted before a failed connect are tallied before it, or their
+            # flush would take them as newer and end the streak of failed connects with them.
+            with self._flush_lock:
+                self._count_outcomes()
+                self._count_successes(int(now))
+        # One append to a deque (thread-safe, no lock): the sync thread does the counting.
         self._outcomes.append((alias, generation, now, outcome, duration, connecting))
         if self.sequential or self._store_down:
             slow = outcome is SLOW or duration >= self.policy_of(alias).slow_call_seconds
             with self._lock:
-                self._judge_successes(now)  # the quick ones first: they came before this call
+                self._judge_successes(now, [alias])  # the quick ones first: they came before this call
                 self._drive_local(alias, generation, ONE_CALL[outcome is FAILURE][slow], now, connecting)
         if self._thread is None:
             self._ensure_sync_thread()
@@ -272,21 +292,26 @@ class BreakerRuntime:
     ) -> None:
         self.record(alias, generation, classify(exc), duration, connecting)
 
-    def _judge_successes(self, now: float) -> None:
-        """Under the lock: feed this process's closed breakers the quick successes counted
-        since the last time, as one batch per connection. A breaker that is not closed takes
-        each call's outcome through record(); a success counted while it tripped is dropped."""
-        for counter in self._counters:
-            fresh = counter.successes - counter.judged
-            if fresh:
-                counter.judged += fresh
-                local = self.local.get(counter.alias)
-                if local is None or local.state is CLOSED:
-                    self._drive_local(counter.alias, counter.generation, Counts(fresh, 0, 0), now, False)
+    def _judge_successes(self, now: float, aliases: list[str] | None = None) -> None:
+        """Under the lock: feed this process's closed breakers (of ``aliases``, default all) the
+        quick successes counted since the last time, as one batch per connection. A breaker
+        that is not closed takes each call's outcome through record(); a success counted while
+        it tripped is dropped."""
+        for alias in self.gates if aliases is None else aliases:
+            gate = self.gates.get(alias)
+            for counter in gate.counters if gate is not None else ():
+                fresh = counter.successes - counter.judged
+                if fresh:
+                    counter.judged += fresh
+                    local = self.local.get(alias)
+                    if local is None or local.state is CLOSED:
+                        self._drive_local(alias, counter.generation, Counts(fresh, 0, 0), now, False)
 
     def _drive_local(self, alias: str, generation: int, counts: Counts, now: float, connecting: bool) -> None:
         """Sequential mode, or while Redis is away; under the lock: per-call evaluation of this
         process's breaker."""
+        if not (self.sequential or self._store_down):
+            return  # Redis came back after the caller looked: the evaluator judges this call
         target = self.targets.get(alias)
         if target is not None and generation != target.generation:
             return  # measured against the previous server
@@ -306,7 +331,8 @@ class BreakerRuntime:
                 os.getpid(),
                 transition.reason,
             )
-            self._local_transitions.append(transition)
+            if self.sequential:  # while Redis is away, the evaluator judges the kept outcomes later
+                self._local_transitions.append(transition)
 
     # --- background sync ---------------------------------------------------------------
 
@@ -368,8 +394,6 @@ class BreakerRuntime:
             with self._lock:
                 self._judge_successes(time.time())
         self.flush()
-        if self._store_down and not self.sequential:
-            self._end_local_protection()
         aliases = list(self.gates.keys() | self.targets.keys())
         records = self.store.states(aliases) if aliases else {}
         self._set_states(records)
@@ -385,15 +409,17 @@ class BreakerRuntime:
             if self.sequential:
                 self._adopt_shared(alias, record)
         if self._store_down:
-            self._store_down = False
-            logger.warning("breaker store %s is reachable again: protection resumed", self._safe_url())
+            self._resume_shared_protection()
 
-    def _end_local_protection(self) -> None:
-        """Redis is back: the evaluator judges the outcomes kept meanwhile; local verdicts go."""
+    def _resume_shared_protection(self) -> None:
+        """Redis is back and the shared states are known again: the evaluator judges the
+        outcomes kept meanwhile; local verdicts go (sequential mode keeps its own breakers)."""
         with self._lock:
-            self.local.clear()
-            self._local_transitions.clear()
+            if not self.sequential:
+                self.local.clear()
+            self._store_down = False
             self._refresh_gates(list(self.gates))
+        logger.warning("breaker store %s is reachable again: protection resumed", self._safe_url())
 
     def _publish_local_transitions(self) -> None:
         """Apply this process's own transitions to the shared state, as the evaluator would."""
@@ -448,10 +474,10 @@ class BreakerRuntime:
             self._tally(alias, generation).add(int(now), outcome is FAILURE, slow, connecting)
 
     def _count_successes(self, second: int) -> None:
-        """Move the quick successes counted since the last flush into the tallies, and forget
-        the counters of connections that are gone once everything they counted is read."""
+        """Under the flush lock: move the quick successes counted since the last flush into the
+        tallies, and forget the counters of connections that are gone once they are read."""
         finished = []
-        for counter in list(self._counters):
+        for counter in self._all_counters():
             done = counter.finished  # before reading: a success it still adds is read next time
             fresh = counter.successes - counter.flushed
             if fresh:
@@ -460,11 +486,12 @@ class BreakerRuntime:
             if done:
                 finished.append(counter)
         if finished:
+            gone = set(finished)
             with self._lock:
                 if self.sequential or self._store_down:
                     self._judge_successes(second)  # this process's breakers read them first
-                gone = {id(counter) for counter in finished}
-                self._counters = [counter for counter in self._counters if id(counter) not in gone]
+                for gate in self.gates.values():
+                    gate.counters = [counter for counter in gate.counters if counter not in gone]
 
     def _tally(self, alias: str, generation: int) -> Tally:
         tally = self._pending.get((alias, generation))
@@ -547,17 +574,18 @@ class BreakerRuntime:
                 self._refresh_gates(changed)
 
     def _refresh_gates(self, aliases: list[str]) -> None:
-        """Under the lock, after a change of shared state, of this process's own breakers or of
-        a policy."""
-        judging_locally = self.sequential or self._store_down
+        """Under the lock, after a change of shared state, of this process's own breakers, of a
+        policy or of whether Redis answers."""
         for alias in aliases:
             gate = self.gates.get(alias)
-            if gate is None:
-                continue
-            local = self.local.get(alias) if judging_locally else None
-            locally_closed = local is None or local.state is CLOSED
-            gate.quick_below = self.policy_of(alias).slow_call_seconds if locally_closed else 0.0
-            gate.check = alias in self._rejected or not locally_closed
+            if gate is not None:
+                self._refresh_gate(alias, gate)
+
+    def _refresh_gate(self, alias: str, gate: AliasGate) -> None:
+        local = self.local.get(alias) if self.sequential or self._store_down else None
+        locally_closed = local is None or local.state is CLOSED
+        gate.quick_below = self.policy_of(alias).slow_call_seconds if locally_closed else 0.0
+        gate.check = alias in self._rejected or not locally_closed
 
     def _fail_open(self, exc: Exception) -> None:
         # A stale shared "open" must not keep rejecting queries while nobody can close it; this
@@ -565,10 +593,12 @@ class BreakerRuntime:
         # disabled was deliberate: it stays.
         self._set_states({a: r for a, r in self.states.items() if r.state in OPERATOR_STATES})
         if not self._store_down:
-            with self._lock:  # this process's breakers start from now: earlier successes are judged
-                for counter in self._counters:
-                    counter.judged = counter.successes
+            with self._lock:
+                if not self.sequential:  # its breakers start now: the evaluator judged what came before
+                    for counter in self._all_counters():
+                        counter.judged = counter.successes
                 self._store_down = True
+                self._refresh_gates(list(self.gates))
             logger.error(
                 "breaker store %s unreachable (%s): this process judges its own queries until it returns",
                 self._safe_url(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
@@ -140,15 +141,15 @@ def test_the_counters_of_connections_that_are_gone_are_read_then_forgotten(alias
     breaker.stop()  # this test decides when to flush
     breaker._thread.join(5)  # noqa: SLF001
     breaker.flush()
-    mine = list(breaker._counters)  # noqa: SLF001 - the registry is the point
+    mine = list(breaker.gates[alias].counters)
     assert [c.generation for c in mine] == [1]  # this thread's: the one of generation 0 is gone
     for _ in range(3):
         run_in_thread(lambda: [server_port(alias) for _ in range(5)])
     gc.collect()  # a DatabaseWrapper sits in reference cycles (features, ops)
-    assert len(breaker._counters) > len(mine)  # noqa: SLF001
+    assert len(breaker.gates[alias].counters) > len(mine)
     breaker.flush()
     assert window(store, alias) == Counts(calls=16, failures=0, slow=0)
-    assert breaker._counters == mine  # noqa: SLF001
+    assert breaker.gates[alias].counters == mine
     server_port(alias)
     breaker.flush()
     assert window(store, alias) == Counts(calls=17, failures=0, slow=0)
@@ -253,6 +254,39 @@ def test_while_redis_is_away_queries_run_and_this_process_protects_itself(breake
             cursor.execute("SELECT * FROM test_app_users")
 
 
+def test_in_sequential_mode_the_successes_before_redis_went_away_still_count(breaker, seed_databases, monkeypatch):
+    """The quick successes of the last moments before an outage are judged with the failures
+    after it: with 20 successes first, 50 % needs 20 failures, not 10."""
+    from breaker_worker.db import runtime as runtime_module
+
+    server = RedisServer(free_port()).start()
+    breaker.stop()
+    # Its first sync would come after 5 s: the successes are still unjudged when Redis stops.
+    runtime = runtime_module.BreakerRuntime(server.url, breaker.policy, sync_seconds=5, sequential=True)
+    monkeypatch.setattr(runtime_module, "_runtime", runtime)
+    forget_tenant_connections()
+    try:
+        services.register_alias("1-default", [url(seed_databases["b_port"], seed_databases["name"])])
+        for _ in range(20):
+            assert server_port("1-default") == seed_databases["b_port"]
+        server.stop()
+        deadline = time.monotonic() + 5
+        while not runtime._store_down and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.05)
+        assert runtime._store_down  # noqa: SLF001
+        for _ in range(19):
+            with pytest.raises(ProgrammingError), connections["1-default"].cursor() as cursor:
+                cursor.execute("SELECT first_name FROM test_app_users")
+        assert runtime.local["1-default"].state is State.CLOSED  # 19 of 39 failed
+        with pytest.raises(ProgrammingError), connections["1-default"].cursor() as cursor:
+            cursor.execute("SELECT first_name FROM test_app_users")
+        assert runtime.local["1-default"].state is State.OPEN  # 20 of 40
+    finally:
+        runtime.stop()
+        server.stop()
+        forget_tenant_connections()
+
+
 def test_unknown_tenant_alias_is_not_a_connection(breaker):
     with pytest.raises(ConnectionDoesNotExist):
         connections["99-missing"]
@@ -335,6 +369,25 @@ def test_failed_connects_build_a_streak_that_trips_a_quiet_alias(breaker, store,
     assert (view.counts.calls, view.connect_failures) == (5, 5)
     services.evaluate_breakers()
     assert store.states(["4-default"])["4-default"].reason == "5 consecutive connection failures"
+
+
+def test_quick_successes_before_failed_connects_do_not_end_their_streak(alias, breaker, store):
+    """The server of a busy connection dies: its successes and the failed connects after them
+    reach Redis in one flush, and the streak still counts every failed connect."""
+    breaker.target(alias)  # starts the sync thread
+    breaker.stop()  # one flush, when this test says
+    breaker._thread.join(5)  # noqa: SLF001
+    for _ in range(3):
+        server_port(alias)
+    connections[alias].close()
+    target = breaker.targets[alias]
+    breaker.targets[alias] = dataclasses.replace(target, port=free_port())  # same generation, gone
+    for _ in range(4):
+        with pytest.raises(OperationalError):
+            server_port(alias)
+    breaker.flush()
+    view = store.views([alias], time.time(), 10)[alias]
+    assert (view.counts.calls, view.counts.failures, view.connect_failures) == (7, 4, 4)
 
 
 def test_half_open_rejects_application_queries_while_the_prober_works(alias, breaker, store):
