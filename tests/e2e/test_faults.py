@@ -52,24 +52,36 @@ def restart_the_worker_and_see_the_failover_finish_once(system, busy, seed) -> l
     return results
 
 
-def test_a_worker_killed_during_failover_completes_it_exactly_once_after_restart(make_system, seed_databases, tmp_path):
-    marker = tmp_path / "failover-started"
+def kill_the_worker_in_its_failover(make_system, seed, marker, **settings):
+    """A system whose failover stalls once ``marker`` is written (``settings`` say where and
+    how), under traffic; its worker is killed there. Returns the system, the busy client and a
+    subscription to pool resets."""
     system = make_system(
-        BREAKER_UPDATE_DB_CONFIG="tests.e2e.slow_failover.update_db_config_for_tenant",
-        TB_SLOW_FAILOVER_MARK=str(marker),
         CELERY_VISIBILITY_TIMEOUT="5",  # the orphaned failover is redelivered 5-10 s after it began
-        BREAKER_OPEN_SECONDS="120",  # no half-open before the redelivered failover runs
+        BREAKER_OPEN_SECONDS="120",  # no half-open from the open wait: only the failover moves it on
+        **settings,
     )
-    seed = seed_databases
     register(system, seed, seed["b_port"], seed["a_port"])
     hints = redis.Redis.from_url(system.redis.url).pubsub(ignore_subscribe_messages=True)
     hints.subscribe("cb:pool-reset")
-
     busy = system.client("loop", "1-default")
-    wait_until(marker.exists, 60, "the failover task to start")
+    wait_until(marker.exists, 60, f"the failover to write {marker.name}")
     worker = system.processes["worker"]
     os.killpg(worker.pid, signal.SIGKILL)  # the whole worker: main process and children
     worker.wait(10)
+    return system, busy, hints
+
+
+def test_a_worker_killed_during_failover_completes_it_exactly_once_after_restart(make_system, seed_databases, tmp_path):
+    seed = seed_databases
+    marker = tmp_path / "failover-started"
+    system, busy, hints = kill_the_worker_in_its_failover(
+        make_system,
+        seed,
+        marker,
+        BREAKER_UPDATE_DB_CONFIG="tests.e2e.slow_failover.update_db_config_for_tenant",
+        TB_SLOW_FAILOVER_MARK=str(marker),
+    )
     assert system.transitions("1-default") == [("closed", "open")]
     assert [r for r in system.history("1-default") if r["kind"] == "failover"] == []
 
@@ -102,24 +114,16 @@ def test_two_beats_and_two_workers_make_one_transition_per_incident(make_system,
 def test_a_worker_killed_after_the_failover_committed_finishes_it_without_a_second_move(
     make_system, seed_databases, tmp_path
 ):
+    seed = seed_databases
     marker = tmp_path / "failover-committed"
-    system = make_system(
+    system, busy, hints = kill_the_worker_in_its_failover(
+        make_system,
+        seed,
+        marker,
         BREAKER_UPDATE_DB_CONFIG="tests.e2e.stall_after_commit.update_db_config_for_tenant",
         TB_STALL_AFTER_COMMIT_MARK=str(marker),
-        CELERY_VISIBILITY_TIMEOUT="5",  # the orphaned failover is redelivered 5-10 s after it began
-        BREAKER_OPEN_SECONDS="120",  # no half-open from the open wait: only the failover moves it on
     )
-    seed = seed_databases
-    register(system, seed, seed["b_port"], seed["a_port"])
     store = RedisBreakerStore.from_url(system.redis.url)
-    hints = redis.Redis.from_url(system.redis.url).pubsub(ignore_subscribe_messages=True)
-    hints.subscribe("cb:pool-reset")
-
-    busy = system.client("loop", "1-default")
-    wait_until(marker.exists, 60, "the failover to commit")
-    worker = system.processes["worker"]
-    os.killpg(worker.pid, signal.SIGKILL)  # the whole worker: main process and children
-    worker.wait(10)
     # Killed in the gap: the move is saved in the control DB, Redis and the breaker know nothing.
     assert [r["moved_to"] for r in system.history("1-default") if r["kind"] == "failover"] == [
         f"127.0.0.1:{seed['a_port']}"
