@@ -300,11 +300,12 @@ def main() -> None:
         # (no one always follows the same other); the slow pybreaker reference runs after them,
         # so it never sits between two figures that make a ratio.
         compared = [name for name in children if name != "pybreaker"]
+        references = [name for name in children if name == "pybreaker"]
         shuffle = random.Random(args.seed).shuffle
         started = time.monotonic()
         for index in range(args.rounds):
             shuffle(compared)
-            for name in [*compared, *(["pybreaker"] if "pybreaker" in children else [])]:
+            for name in compared + references:
                 process = children[name]
                 process.stdin.write(f"run {args.queries} {index}\n")
                 process.stdin.flush()

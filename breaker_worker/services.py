@@ -345,7 +345,7 @@ def _forget_unknown_tripped(views: dict[str, BreakerView], tripped: list[str], r
     """A tripped breaker of an alias neither registered nor configured with this ENGINE (its
     control DB was reset, the alias was removed) would be probed for ever: its Redis keys go."""
     for alias in tripped:
-        if alias not in registered and not _configured(alias):
+        if alias not in registered and _configured(alias) is None:
             logger.warning(
                 "breaker %s: no such alias is registered or configured: its state in Redis is removed", alias
             )
@@ -611,18 +611,19 @@ def probe(alias: str, actor: str = "evaluator") -> dict[str, object]:
     return _report_probe(database, {**result, "ok": ok, "detail": detail or "probe succeeded", "state": state}, actor)
 
 
-def _configured(alias: str) -> bool:
-    """Protected by its ENGINE in the project's own DATABASES (plain lookup: no registry query)."""
+def _configured(alias: str) -> dict | None:
+    """The alias's entry in the project's own DATABASES if it is protected by its ENGINE there
+    (plain lookup: no registry query)."""
     entry = dict.get(settings.DATABASES, alias)
-    return entry is not None and entry.get("ENGINE") == ENGINE
+    return entry if entry is not None and entry.get("ENGINE") == ENGINE else None
 
 
 def _configured_server(alias: str) -> Target:
     """The server of an alias protected by its ENGINE in the project's own DATABASES, not
     registered with ``tenant_db set``: it has no candidates and no history, only a breaker."""
-    if not _configured(alias):
+    entry = _configured(alias)
+    if entry is None:
         raise InvalidConfigError(f"unknown alias {alias!r}: register it with `manage.py tenant_db set`")
-    entry = dict.get(settings.DATABASES, alias)
     return Target(
         alias=alias,
         generation=0,
